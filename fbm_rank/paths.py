@@ -5,21 +5,22 @@
 # %% auto #0
 __all__ = ['PROJECT_ROOT', 'DATA_ENV', 'marketplace_dir', 'atomic_path', 'write_json', 'read_json']
 
-# %% ../nbs/00_paths.ipynb #449c0e60
+# %% ../nbs/00_paths.ipynb #9a95911b
 import os, json, tempfile
 from pathlib import Path
 from contextlib import contextmanager
 
-# %% ../nbs/00_paths.ipynb #e56e18ca
+# %% ../nbs/00_paths.ipynb #0ddde37f
 PROJECT_ROOT = Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd().parent
 DATA_ENV = 'FBM_DATA'
+_UMASK = os.umask(0); os.umask(_UMASK)
 
 def marketplace_dir()->Path: # the marketplace data folder
     "The real data folder: `$FBM_DATA`, or `../shared/data/marketplace` beside the project."
     env = os.environ.get(DATA_ENV)
     return Path(env).expanduser() if env else (PROJECT_ROOT.parent/'shared'/'data'/'marketplace').resolve()
 
-# %% ../nbs/00_paths.ipynb #7c70df8e
+# %% ../nbs/00_paths.ipynb #8d7be9e1
 @contextmanager
 def atomic_path(path # the file to write
                ):
@@ -31,11 +32,12 @@ def atomic_path(path # the file to write
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists(): os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp's 0600 would hide artifacts from other users
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
-# %% ../nbs/00_paths.ipynb #66b8cd9e
+# %% ../nbs/00_paths.ipynb #5dbb940e
 def write_json(obj, # anything `json` can encode
                path # the file to write
               )->Path:

@@ -6,7 +6,7 @@
 __all__ = ['MAX_PIXELS', 'PHOTOS_RECORD', 'PhotoError', 'open_photo', 'square_photo', 'cleaned_jpeg', 'clean_upload',
            'clean_photo', 'clean_photos']
 
-# %% ../nbs/03_photos.ipynb #6409523f
+# %% ../nbs/03_photos.ipynb #72d2f097
 import io, os, json, warnings
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 from .paths import atomic_path
 
-# %% ../nbs/03_photos.ipynb #bd60117b
+# %% ../nbs/03_photos.ipynb #9fdd5ed6
 class PhotoError(Exception):
     "A photo that cannot be used: `item` names the file, `reason` says why."
     def __init__(self,
@@ -27,7 +27,7 @@ class PhotoError(Exception):
         super().__init__(f"{self.item}: {reason}" + (f" ({detail})" if detail else ''))
     def __reduce__(self): return (type(self), (self.item, self.reason, self.detail))
 
-# %% ../nbs/03_photos.ipynb #2aba3859
+# %% ../nbs/03_photos.ipynb #f10f236f
 MAX_PIXELS = 64_000_000 # refuse photos that declare more pixels than this
 
 def _describe(src)->str:
@@ -71,7 +71,7 @@ def open_photo(src, # a path, the bytes of an upload, or a binary file object
         reason = 'truncated' if isinstance(e, EOFError) or 'truncated' in msg.lower() else 'corrupt'
         raise PhotoError(item, reason, msg) from None
 
-# %% ../nbs/03_photos.ipynb #59351b8f
+# %% ../nbs/03_photos.ipynb #61e50a7c
 _ALPHA_MODES = {'RGBA', 'LA', 'PA', 'La', 'RGBa'}
 
 def _eight_bit(img:Image.Image)->Image.Image:
@@ -97,7 +97,7 @@ def _rgb(img:Image.Image, background:tuple)->Image.Image:
         return flat
     return img if img.mode == 'RGB' else img.convert('RGB')
 
-# %% ../nbs/03_photos.ipynb #bae7fcd4
+# %% ../nbs/03_photos.ipynb #71b0e207
 def square_photo(img:Image.Image, # a photo in any mode, e.g. from `open_photo`
                  size:int=256, # side of the square, in pixels
                  background:tuple=(0,0,0) # RGB colour of the letterbox and of transparent parts
@@ -113,13 +113,26 @@ def square_photo(img:Image.Image, # a photo in any mode, e.g. from `open_photo`
     square.paste(img, ((size-fit[0])//2, (size-fit[1])//2))
     return square
 
-# %% ../nbs/03_photos.ipynb #8561ed9b
+# %% ../nbs/03_photos.ipynb #99c89b0c
+def _already_clean(data:bytes, size:int)->bool:
+    "Is `data` already a complete, upright `size` x `size` RGB JPEG? Re-encoding it would only lose detail."
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != 'JPEG' or img.mode != 'RGB' or img.size != (size, size): return False
+            if img.getexif().get(0x0112, 1) != 1: return False   # an EXIF orientation still to apply
+            img.load()
+            return True
+    except Exception: return False
+
 def cleaned_jpeg(src, # the upload: a path, bytes or a binary file object
                  size:int=256, # side of the square, in pixels
                  background:tuple=(0,0,0), # RGB colour of the letterbox and of transparent parts
                  quality:int=95 # JPEG quality
                 )->bytes: # the JPEG that `clean_photo` writes
     "The bytes of `src` cleaned: a `size` x `size` RGB JPEG; raise `PhotoError` if it cannot be used."
+    if isinstance(src, (str, os.PathLike)) and Path(src).is_file(): src = Path(src).read_bytes()
+    elif hasattr(src, 'read'): src = src.read()
+    if _already_clean(src, size): return bytes(src)
     img = open_photo(src, size=size)
     try: img = square_photo(img, size, background)
     except (ValueError, OSError, TypeError) as e:
@@ -138,7 +151,7 @@ def clean_upload(src, # the upload: a path, bytes or a binary file object
     img.load()
     return img
 
-# %% ../nbs/03_photos.ipynb #2b036609
+# %% ../nbs/03_photos.ipynb #e29d59b9
 def clean_photo(src, # the upload: a path, bytes or a binary file object
                 dest, # the JPEG to write
                 size:int=256, # side of the square, in pixels
@@ -153,7 +166,7 @@ def clean_photo(src, # the upload: a path, bytes or a binary file object
     with atomic_path(dest) as tmp: tmp.write_bytes(data)
     return dest
 
-# %% ../nbs/03_photos.ipynb #7e5258dc
+# %% ../nbs/03_photos.ipynb #49146e13
 PHOTOS_RECORD = '.photos.json' # in the destination folder: how each output was made
 
 def _photo_sources(src_dir:Path)->tuple[dict, set]:
@@ -209,7 +222,7 @@ def _n_cores()->int:
     "The cores this process may use (fewer than the machine's in a container or under `taskset`)."
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
-# %% ../nbs/03_photos.ipynb #89efc3e3
+# %% ../nbs/03_photos.ipynb #3234f7fc
 def clean_photos(src_dir, # folder of uploads, `<image id>.<any extension>`
                  dest_dir, # folder for the cleaned `<image id>.jpg` (created if needed)
                  size:int=256, # side of the squares, in pixels
