@@ -1,0 +1,160 @@
+// fbm_rank web page: send a photo to the service, show its category and the most similar listings;
+// a click on a listing shows the listings similar to it. Plain DOM, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const pounds = new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" });
+let lastFile = null;
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = text;
+  return e;
+}
+
+function say(text, isError = false) {
+  const m = $("message");
+  m.textContent = text || "";
+  m.classList.toggle("error", isError);
+}
+
+// The service answers errors as {"detail": "..."} (or a list of field errors for a 422).
+async function errorText(resp) {
+  try {
+    const body = await resp.json();
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+  } catch (e) { /* not JSON */ }
+  return `${resp.status} ${resp.statusText}`;
+}
+
+function options() {
+  const k = parseInt($("k").value, 10);
+  const maxPrice = $("max-price").value.trim();
+  return { k: Number.isFinite(k) ? k : 12, maxPrice };
+}
+
+function card(item) {
+  const c = el("button", "card");
+  c.type = "button";
+  c.dataset.productId = item.product_id;
+  const img = el("img");
+  img.loading = "lazy";
+  img.alt = item.name || "listing photo";
+  if (item.image_id) img.src = `/images/${encodeURIComponent(item.image_id)}`;
+  c.append(img);
+  const body = el("div", "body");
+  body.append(el("span", "name", item.name || "(no name)"));
+  body.append(el("span", "price", item.price === null || item.price === undefined ? "Price not given" : pounds.format(item.price)));
+  body.append(el("span", "location", item.location || ""));
+  if (item.category) body.append(el("span", "meta", item.category));
+  if (item.score !== undefined && item.score !== null) body.append(el("span", "score", `similarity ${item.score.toFixed(3)}`));
+  c.append(body);
+  c.addEventListener("click", () => showSimilar(item.product_id, c));
+  return c;
+}
+
+function fillGrid(grid, items) {
+  grid.replaceChildren(...items.map(card));
+  if (!items.length) grid.append(el("p", "message", "No listings match."));
+}
+
+function showPrediction(category, probabilities) {
+  $("category").textContent = category;
+  const rows = Object.entries(probabilities || {}).sort((a, b) => b[1] - a[1]);
+  $("probabilities").replaceChildren(...rows.map(([name, p]) => {
+    const li = el("li", name === category ? "top" : "");
+    li.append(el("span", "name", name), el("span", "value", `${(100 * p).toFixed(1)}%`));
+    const track = el("span", "track"), fill = el("span", "fill");
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    track.append(fill);
+    li.append(track);
+    return li;
+  }));
+  $("prediction").hidden = false;
+}
+
+async function search(file) {
+  lastFile = file;
+  const { k, maxPrice } = options();
+  const form = new FormData();
+  form.append("image", file);
+  form.append("k", String(k));
+  if (maxPrice) form.append("max_price", maxPrice);
+  if ($("same-category").checked) form.append("same_category", "true");
+  say("Looking for similar listings…");
+  $("similar-section").hidden = true;
+  try {
+    const resp = await fetch("/predict/similar_images", { method: "POST", body: form });
+    if (!resp.ok) {
+      // results of an earlier photo must not pass for this one's
+      $("prediction").hidden = true;
+      $("results-section").hidden = true;
+      say(await errorText(resp), true);
+      return;
+    }
+    const data = await resp.json();
+    showPrediction(data.category, data.probabilities);
+    fillGrid($("results"), data.results);
+    $("results-section").hidden = false;
+    say(`${data.results.length} similar listing${data.results.length === 1 ? "" : "s"}.`);
+  } catch (e) {
+    say(`The service did not answer: ${e.message}`, true);
+  }
+}
+
+async function showSimilar(productId, fromCard) {
+  document.querySelectorAll(".card.active").forEach((c) => c.classList.remove("active"));
+  if (fromCard) fromCard.classList.add("active");
+  const { k } = options();
+  try {
+    const resp = await fetch(`/products/${encodeURIComponent(productId)}/similar?k=${k}`);
+    if (!resp.ok) { say(await errorText(resp), true); return; }
+    const data = await resp.json();
+    const p = data.product;
+    $("similar-title").textContent = `Similar to “${p.name || p.product_id}”`;
+    const sel = $("selected");
+    sel.replaceChildren();
+    const strong = el("strong", "", p.price === null || p.price === undefined ? "Price not given" : pounds.format(p.price));
+    sel.append(strong, ` · ${p.location || "no location"} · ${p.category_path || p.root_category || ""}`);
+    if (p.description) sel.append("\n" + (p.description.length > 280 ? p.description.slice(0, 280) + "…" : p.description));
+    fillGrid($("similar"), data.results);
+    $("similar-section").hidden = false;
+    $("similar-section").scrollIntoView({ behavior: "smooth", block: "start" });
+  } catch (e) {
+    say(`The service did not answer: ${e.message}`, true);
+  }
+}
+
+function choose(file) {
+  if (!file) return;
+  const url = URL.createObjectURL(file);
+  const preview = $("preview");
+  preview.onload = () => URL.revokeObjectURL(url);
+  preview.onerror = () => { URL.revokeObjectURL(url); preview.hidden = true; };
+  preview.src = url;
+  preview.hidden = false;
+  $("drop-hint").textContent = "Drop or click to try another photo";
+  search(file);
+}
+
+function wire() {
+  const zone = $("drop-zone");
+  $("photo-input").addEventListener("change", (e) => choose(e.target.files[0]));
+  ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("dragging"); }));
+  ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("dragging"); }));
+  zone.addEventListener("drop", (e) => choose(e.dataTransfer.files[0]));
+  $("options").addEventListener("change", () => { if (lastFile) search(lastFile); });
+  $("options").addEventListener("submit", (e) => e.preventDefault());
+  $("close-similar").addEventListener("click", () => {
+    $("similar-section").hidden = true;
+    document.querySelectorAll(".card.active").forEach((c) => c.classList.remove("active"));
+  });
+  fetch("/healthcheck").then((r) => r.json()).then((h) => {
+    $("footer").textContent = `${h.model.arch} · ${h.model.n_classes} categories · ` +
+      `${h.counts.products.toLocaleString()} listings, ${h.counts.photos.toLocaleString()} photos indexed`;
+  }).catch(() => {});
+}
+
+document.addEventListener("DOMContentLoaded", wire);
