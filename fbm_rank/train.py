@@ -6,7 +6,7 @@
 __all__ = ['photo_size', 'photo_dataloaders', 'train_fine_tune', 'cache_name', 'cache_features', 'CachedViews', 'cached_model',
            'train_cached', 'train']
 
-# %% ../nbs/07_train.ipynb #5e07b64d
+# %% ../nbs/07_train.ipynb #69f5d66e
 import time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -18,7 +18,7 @@ from .paths import atomic_path, write_json, read_json
 from .labels import CategoryEncoder
 from .backbones import BACKBONES, backbone, make_model, save_model
 
-# %% ../nbs/07_train.ipynb #ecc09fbf
+# %% ../nbs/07_train.ipynb #e4c32609
 def photo_size(prepared # the prepared folder
               )->int: # side of its cleaned square photos
     "The size `prepare` cleaned the photos of `prepared` to."
@@ -45,7 +45,7 @@ def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `cate
     set_seed(seed, reproducible=True)
     return block.dataloaders(photos, bs=bs, num_workers=num_workers, device='cpu' if not torch.cuda.is_available() else None)
 
-# %% ../nbs/07_train.ipynb #aa88e285
+# %% ../nbs/07_train.ipynb #bc1bedfc
 def train_fine_tune(dls:DataLoaders, # from `photo_dataloaders`
                     arch:str='efficientnet_lite0', # a key of `BACKBONES`
                     epochs:int=3, # epochs after the frozen one
@@ -61,7 +61,7 @@ def train_fine_tune(dls:DataLoaders, # from `photo_dataloaders`
     learn.fine_tune(epochs, lr)
     return learn
 
-# %% ../nbs/07_train.ipynb #4413cd24
+# %% ../nbs/07_train.ipynb #4a2d529c
 def cache_name(arch:str, size:int, cache_at:int, view:str='plain')->str:
     "The file stem of a feature cache."
     return f'{arch}-{size}-{cache_at}-{view}'
@@ -94,7 +94,7 @@ def cache_features(prepared, # the prepared folder
     prefix, starts = None, range(0, len(rows), chunk)
     part = lambda s: folder/f'{stem}.part{s:07d}-{min(s+chunk, len(rows)):07d}.npy'
     todo = [s for s in starts if not part(s).is_file()]
-    for s in (progress_bar(todo, comment=f'caching {stem}') if show_progress else todo):
+    for s in (progress_bar(todo) if show_progress else todo):   # one tick per chunk of photos
         prefix = prefix or _prefix(arch, cache_at, weights)
         out = []
         with torch.inference_mode():
@@ -112,7 +112,7 @@ def cache_features(prepared, # the prepared folder
     for s in starts: part(s).unlink()
     return np.load(dest, mmap_mode='r')
 
-# %% ../nbs/07_train.ipynb #f062a659
+# %% ../nbs/07_train.ipynb #98fe419c
 class CachedViews(torch.utils.data.Dataset):
     "Cached features and labels; each access picks one of the cached views at random."
     def __init__(self, views, labels): self.views, self.labels = views, torch.as_tensor(labels)
@@ -169,7 +169,7 @@ def train_cached(prepared, # the prepared folder
     learn.fit_one_cycle(epochs, lr)
     return model.eval(), learn, dict(cache_s=round(t1-t0, 1), train_s=round(time.perf_counter()-t1, 1))
 
-# %% ../nbs/07_train.ipynb #0d37f163
+# %% ../nbs/07_train.ipynb #23a6fad4
 from .evaluate import evaluate_predictions
 
 def train(prepared, # the prepared folder
