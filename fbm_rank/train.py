@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['photo_size', 'photo_dataloaders', 'train_fine_tune', 'cache_name', 'cache_features', 'CachedViews', 'cached_model',
-           'train_cached', 'train']
+           'train_cached', 'product_contrast', 'ProductContrastLoss', 'ProductBatches', 'train']
 
-# %% ../nbs/07_train.ipynb #69f5d66e
+# %% ../nbs/07_train.ipynb #aed653cf
 import time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
+import torch.nn.functional as F
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, aug_transforms,
                                Normalize, DataLoaders, DataLoader, Learner, CrossEntropyLossFlat, accuracy, set_seed,
                                vision_learner, progress_bar)
@@ -18,7 +19,7 @@ from .paths import atomic_path, write_json, read_json
 from .labels import CategoryEncoder
 from .backbones import BACKBONES, backbone, make_model, save_model
 
-# %% ../nbs/07_train.ipynb #e4c32609
+# %% ../nbs/07_train.ipynb #053f1153
 def photo_size(prepared # the prepared folder
               )->int: # side of its cleaned square photos
     "The size `prepare` cleaned the photos of `prepared` to."
@@ -45,7 +46,7 @@ def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `cate
     set_seed(seed, reproducible=True)
     return block.dataloaders(photos, bs=bs, num_workers=num_workers, device='cpu' if not torch.cuda.is_available() else None)
 
-# %% ../nbs/07_train.ipynb #bc1bedfc
+# %% ../nbs/07_train.ipynb #03479a75
 def train_fine_tune(dls:DataLoaders, # from `photo_dataloaders`
                     arch:str='efficientnet_lite0', # a key of `BACKBONES`
                     epochs:int=3, # epochs after the frozen one
@@ -61,7 +62,7 @@ def train_fine_tune(dls:DataLoaders, # from `photo_dataloaders`
     learn.fine_tune(epochs, lr)
     return learn
 
-# %% ../nbs/07_train.ipynb #4a2d529c
+# %% ../nbs/07_train.ipynb #9b9c6c67
 def cache_name(arch:str, size:int, cache_at:int, view:str='plain')->str:
     "The file stem of a feature cache."
     return f'{arch}-{size}-{cache_at}-{view}'
@@ -112,14 +113,16 @@ def cache_features(prepared, # the prepared folder
     for s in starts: part(s).unlink()
     return np.load(dest, mmap_mode='r')
 
-# %% ../nbs/07_train.ipynb #98fe419c
+# %% ../nbs/07_train.ipynb #8410483d
 class CachedViews(torch.utils.data.Dataset):
-    "Cached features and labels; each access picks one of the cached views at random."
-    def __init__(self, views, labels): self.views, self.labels = views, torch.as_tensor(labels)
+    "Cached features and labels (and product numbers); each access picks one of the cached views at random."
+    def __init__(self, views, labels, products=None):
+        self.views, self.labels = views, torch.as_tensor(labels)
+        self.products = None if products is None else torch.as_tensor(products)
     def __len__(self): return len(self.labels)
     def __getitem__(self, i):
         v = self.views[torch.randint(len(self.views), ()).item()] if len(self.views) > 1 else self.views[0]
-        return v[i].float(), self.labels[i]
+        return (v[i].float(), self.labels[i]) if self.products is None else (v[i].float(), self.labels[i], self.products[i])
 
 def cached_model(arch:str, # a key of `BACKBONES`
                  n_classes:int, # number of categories
@@ -143,7 +146,9 @@ def train_cached(prepared, # the prepared folder
                  cache_at:int|None=None, # body index of the cache point; the backbone's when None
                  seed:int=42, # seeds initialisation, view choice and shuffling
                  show_progress:bool=True, # progress bars and fastai's per-epoch table
-                 weights=None # an explicit ImageNet weights file for the backbone; found offline when None
+                 weights=None, # an explicit ImageNet weights file for the backbone; found offline when None
+                 product_weight:float=1.0, # weight of the same-product contrastive term (0: category loss only)
+                 temperature:float=0.1 # its temperature
                 )->tuple: # (full model, Learner on the cached features, timings dict)
     "Train `body[cache_at:]` + head on cached prefix features; return the assembled full model."
     prepared, b = Path(prepared), backbone(arch)
@@ -157,19 +162,57 @@ def train_cached(prepared, # the prepared folder
     train, valid = np.flatnonzero(~rows.is_valid.values), np.flatnonzero(rows.is_valid.values)
     views_t = [torch.from_numpy(np.array(f)) for f in feats]  # float16 in memory: about 1.3 GB a view for the real data
     set_seed(seed, reproducible=True)
-    dls = DataLoaders(DataLoader(CachedViews([v[train] for v in views_t], y[train]), bs=bs, shuffle=True, drop_last=True),
+    products = pd.factorize(rows.product_id.iloc[train])[0]
+    groups = list(pd.Series(range(len(train))).groupby(products).apply(list))
+    dls = DataLoaders(ProductBatches(CachedViews([v[train] for v in views_t], y[train], products), groups, bs=bs, shuffle=True, drop_last=True),
                       DataLoader(CachedViews([views_t[0][valid]], y[valid]), bs=2*bs),
                       device='cpu')
     model, part = cached_model(arch, len(vocab), cache_at, weights)
-    learn = Learner(dls, part.to(memory_format=torch.channels_last), loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing),
-                    metrics=accuracy, wd=wd)
+    loss = ProductContrastLoss(part[1][-1], product_weight, temperature, label_smoothing)
+    learn = Learner(dls, part.to(memory_format=torch.channels_last), loss_func=loss, metrics=accuracy, wd=wd)
     if not show_progress:
         learn.remove_cbs([c for c in learn.cbs if type(c).__name__ == 'ProgressCallback'])
         learn.logger = lambda *a, **k: None   # without a progress bar the recorder would print each epoch
     learn.fit_one_cycle(epochs, lr)
+    loss.hook.remove()
     return model.eval(), learn, dict(cache_s=round(t1-t0, 1), train_s=round(time.perf_counter()-t1, 1))
 
-# %% ../nbs/07_train.ipynb #23a6fad4
+# %% ../nbs/07_train.ipynb #ac11d0e6
+def product_contrast(features, # batch x D penultimate activations
+                     products, # batch product numbers
+                     temperature:float=0.1 # softmax temperature of the cosine similarities
+                    ): # the mean loss over photos that have a same-product partner in the batch (0 if none)
+    "Supervised-contrastive loss: pull each photo towards the other photos of its product in the batch."
+    z = F.normalize(features.float(), dim=1)
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    sim = (z @ z.T / temperature).masked_fill(eye, -1e9)
+    pos = (products[:, None] == products[None, :]) & ~eye
+    has = pos.any(1)
+    if not has.any(): return sim.new_zeros(())
+    logp = sim.log_softmax(1)
+    return (-(logp*pos).sum(1)[has]/pos.sum(1)[has]).mean()
+
+class ProductContrastLoss(nn.Module):
+    "Category cross-entropy, plus `weight` x `product_contrast` on the classifier's input when products are given."
+    def __init__(self, classifier:nn.Module, weight:float=1.0, temperature:float=0.1, label_smoothing:float=0.1):
+        super().__init__()
+        self.ce, self.weight, self.temperature, self.features = CrossEntropyLossFlat(label_smoothing=label_smoothing), weight, temperature, None
+        self.hook = classifier.register_forward_pre_hook(lambda m, inp: setattr(self, 'features', inp[0]))
+    def forward(self, logits, labels, products=None):
+        loss = self.ce(logits, labels)
+        if products is None or not self.weight: return loss
+        return loss + self.weight*product_contrast(self.features, products, self.temperature)
+    def activation(self, x): return F.softmax(x, dim=-1)
+    def decodes(self, x): return x.argmax(dim=-1)
+
+class ProductBatches(DataLoader):
+    "A fastai `DataLoader` whose shuffle keeps each product's photos together; its batches are (x, label, product)."
+    n_inp = 1
+    def __init__(self, dataset, groups, **kwargs): super().__init__(dataset, **kwargs); self.groups = groups
+    def shuffle_fn(self, idxs):
+        return [i for g in self.rng.sample(range(len(self.groups)), len(self.groups)) for i in self.groups[g]]
+
+# %% ../nbs/07_train.ipynb #d9b8e1b1
 from .evaluate import evaluate_predictions
 
 def train(prepared, # the prepared folder
