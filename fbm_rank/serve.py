@@ -10,7 +10,7 @@ __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'LISTING_FIELDS', 'STATIC_DIR', 'MAX_PHOT
            'CategoryPrediction', 'SimilarListing', 'SimilarImages', 'Product', 'SimilarProducts', 'make_app', 'run',
            'free_port', 'serving', 'headless_chrome']
 
-# %% ../nbs/13_serve.ipynb #ae6ff321
+# %% ../nbs/13_serve.ipynb #f73141ee
 import io, json, math, queue, shutil, socket, sqlite3, threading, time, uuid, contextlib
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ from .embed import DEFAULT_LAYER, embed_batch
 from .index import load_index, add_to_index, catalogue_table
 from .rank import similar_products, similar_to_product
 
-# %% ../nbs/13_serve.ipynb #bef4e1aa
+# %% ../nbs/13_serve.ipynb #a0c764e9
 def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
                  size:int=64, # side of the model input
                  photo_size:int=None, # side of the cleaned photos; `size` when None
@@ -57,7 +57,7 @@ def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
     build_index_from(dest/'emb', paths['index'], catalogue=paths['prepared'])
     return paths
 
-# %% ../nbs/13_serve.ipynb #cb2fd842
+# %% ../nbs/13_serve.ipynb #c73d0d38
 MB = 2**20
 
 def upload_bytes(upload:UploadFile, # a multipart file field
@@ -72,7 +72,7 @@ def upload_bytes(upload:UploadFile, # a multipart file field
     if not data: raise HTTPException(422, f'{name}: the file is empty')
     return data
 
-# %% ../nbs/13_serve.ipynb #0aed3a25
+# %% ../nbs/13_serve.ipynb #5511e1df
 PHOTO_ERROR_STATUS = {'not an image': 415, 'too large': 413, 'truncated': 422, 'corrupt': 422,
                       'unsupported mode': 422, 'missing': 422, 'unreadable': 422}
 
@@ -91,7 +91,7 @@ def upload_photo(data:bytes, # the bytes of an upload
         detail = f' ({e.detail})' if e.detail else ''
         raise HTTPException(photo_error_status(e), f'{name}: {e.reason}{detail}') from None
 
-# %% ../nbs/13_serve.ipynb #05819bfc
+# %% ../nbs/13_serve.ipynb #4f234f57
 def photo_features(model:nn.Module, # a category model in vision_learner layout, in eval mode
                    description:dict, # its description (`model.json`)
                    jpegs:list, # cleaned square JPEGs (bytes), e.g. from `upload_photo`
@@ -114,7 +114,7 @@ def category_probabilities(probs:np.ndarray, # one row of class probabilities
     order = np.argsort(-probs, kind='stable')
     return {'category': vocab[order[0]], 'probabilities': {vocab[j]: round(float(probs[j]), 6) for j in order}}
 
-# %% ../nbs/13_serve.ipynb #ef45376e
+# %% ../nbs/13_serve.ipynb #ae65a2fa
 class FeatureBatcher:
     "Run `photo_features` for concurrent callers on one thread, batching the photos that arrive together."
     def __init__(self, model:nn.Module, # a category model in vision_learner layout, in eval mode
@@ -156,7 +156,7 @@ class FeatureBatcher:
         "Finish the photos already handed over, then stop the thread."
         self.queue.put(None); self.thread.join(30)
 
-# %% ../nbs/13_serve.ipynb #ea54137d
+# %% ../nbs/13_serve.ipynb #ace5ad47
 def new_listing(name:str, # the title, e.g. 'Oak dining table'
                 category:str, # the category path, e.g. 'Home & Garden / Dining, Living Room Furniture'
                 price:str=None, # e.g. '£1,200' or '1200.50'; blank when not given
@@ -179,7 +179,7 @@ def new_listing(name:str, # the title, e.g. 'Oak dining table'
         raise ValueError(f"price: {price!r} is not a price such as £1,200.50")
     return {k: (None if isinstance(v, float) and math.isnan(v) or v is pd.NA else v) for k, v in row.items()}
 
-# %% ../nbs/13_serve.ipynb #864a22f9
+# %% ../nbs/13_serve.ipynb #e3f2577b
 LISTING_FIELDS = ['product_id', 'name', 'name_raw', 'description', 'price', 'price_raw', 'root_category',
                   'sub_category', 'category_path', 'location', 'town', 'county', 'n_photos']
 
@@ -253,7 +253,7 @@ def stored_jpeg(conn:sqlite3.Connection, # from `open_store`
     row = conn.execute('SELECT jpeg FROM photos WHERE image_id = ?', (image_id,)).fetchone()
     return row[0] if row else None
 
-# %% ../nbs/13_serve.ipynb #3d3e55db
+# %% ../nbs/13_serve.ipynb #f21c6c61
 @dataclass
 class Service:
     "Everything the HTTP service needs, loaded once at start-up."
@@ -316,7 +316,7 @@ def load_service(model_dir, # a model folder (`train`)
         svc.photos = pd.concat([photos, added_photos.assign(path=None).set_index('image_id')])
     return svc
 
-# %% ../nbs/13_serve.ipynb #78481662
+# %% ../nbs/13_serve.ipynb #8495193d
 def add_listing(svc:Service, # from `load_service`
                 listing:dict, # a cleaned listing, from `new_listing`
                 jpegs:list # its cleaned photos (bytes), from `upload_photo`
@@ -337,7 +337,7 @@ def add_listing(svc:Service, # from `load_service`
         svc.photos = pd.concat([svc.photos, ids.assign(path=None).set_index('image_id')])
     return {**listing, 'n_photos': len(jpegs), 'image_ids': image_ids}
 
-# %% ../nbs/13_serve.ipynb #74dea491
+# %% ../nbs/13_serve.ipynb #6cf5e636
 class Problem(BaseModel):
     "An error: what was wrong with the request."
     detail: str
@@ -410,7 +410,7 @@ def _as_client_error():
 def _results(rows:list)->list:
     return [{k: _json_value(v) for k, v in r.items()} for r in rows]
 
-# %% ../nbs/13_serve.ipynb #5b5f526a
+# %% ../nbs/13_serve.ipynb #d4e5ec52
 STATIC_DIR = Path(__file__).parent/'static' if '__file__' in globals() else Path('../fbm_rank/static').resolve()
 MAX_PHOTOS = 10 # photos per new listing
 _ERRORS = {413: {'model': Problem, 'description': 'The upload, or a photo in it, is too large'},
@@ -550,7 +550,7 @@ def make_app(model_dir, # a model folder (`train`)
 
     return app
 
-# %% ../nbs/13_serve.ipynb #7c15489e
+# %% ../nbs/13_serve.ipynb #83d0abe9
 def run(model, # a model folder (`train`)
         index, # an index folder (`index`)
         data, # the prepared folder (`prepare`)
@@ -594,7 +594,7 @@ def serving(app:FastAPI, # the app to serve
         server.should_exit = True
         thread.join(10)
 
-# %% ../nbs/13_serve.ipynb #49f86d1a
+# %% ../nbs/13_serve.ipynb #baf6fbd0
 def headless_chrome(user_data_dir, # a fresh profile folder
                     width:int=1280, # window size, in pixels
                     height:int=900):
