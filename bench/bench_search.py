@@ -8,6 +8,7 @@ time (on one FAISS thread, as a web server answers one request per core) and of 
 cores), and recall@10 of the 1,000 held-out photos against exact search.
 
     .venv/bin/python bench/bench_search.py                                  # 10k and 1M photos, flat and hnsw
+                                                        # (about 16 minutes on 2 cores: the 1M graph takes 11)
     .venv/bin/python bench/bench_search.py --sizes 10000 100000 --kinds flat hnsw ivf --dim 512
 
 Memory: 1M x 1,280 float32 is 5.1 GB; the script holds the vectors plus one index at a time (about 11 GB at 1M).

@@ -8,7 +8,7 @@ __all__ = ['EMB_FILES', 'ID_COLUMNS', 'SYNTHETIC_SCALES', 'INDEX_FILES', 'EXACT_
            'index_params', 'ImageIndex', 'build_index', 'search', 'recall_at_k', 'save_index', 'load_index',
            'catalogue_table', 'add_to_index', 'build_index_from']
 
-# %% ../nbs/11_index.ipynb #12def599
+# %% ../nbs/11_index.ipynb #4ac46858
 import math, time, warnings
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ import numpy as np, pandas as pd, faiss
 from fastprogress.fastprogress import progress_bar
 from .paths import atomic_path, write_json, read_json
 
-# %% ../nbs/11_index.ipynb #8a0bc967
+# %% ../nbs/11_index.ipynb #c7ea2531
 EMB_FILES = {'vectors': 'embeddings.npy', 'ids': 'ids.csv', 'meta': 'meta.json'}
 ID_COLUMNS = ['image_id', 'product_id']
 
@@ -52,7 +52,7 @@ def check_embeddings(vectors:np.ndarray, # one float32 row per photo
         raise ValueError(f"{source}: {int(off.sum())} embedding(s) are not L2-normalised, e.g. image {ids.image_id[i]} has length {norms[i]:.4f}")
     return np.ascontiguousarray(vectors), ids
 
-# %% ../nbs/11_index.ipynb #f19fa7da
+# %% ../nbs/11_index.ipynb #f5b4a066
 def write_embeddings(vectors:np.ndarray, # one L2-normalised float32 row per photo
                      ids:pd.DataFrame, # `image_id`, `product_id` of each row
                      meta:dict, # how they were made, e.g. {'model': ..., 'layer': ...}
@@ -84,7 +84,7 @@ def read_embeddings(emb_dir # an embedding folder written by `write_embeddings`
             raise ValueError(f"{paths['meta']}: {key} is {meta[key]} but {EMB_FILES['vectors']} has {value}; the folder is inconsistent (an interrupted write?)")
     return vectors, ids, meta
 
-# %% ../nbs/11_index.ipynb #9eed870e
+# %% ../nbs/11_index.ipynb #700ad38c
 SYNTHETIC_SCALES = dict(common=0.62, category=0.1, type=0.5, product=0.25, photo=0.5, style=0.1, noise=0.4, spread=0.5)
 
 def synthetic_embeddings(n_photos:int=10_000, # photos to draw
@@ -136,7 +136,7 @@ def synthetic_embeddings(n_photos:int=10_000, # photos to draw
                         'root_category': [f'Category {c:02d}' for c in category_of_type[type_of[product]]]})
     return vectors, ids
 
-# %% ../nbs/11_index.ipynb #baea6aea
+# %% ../nbs/11_index.ipynb #58aee9f1
 INDEX_FILES = {'index': 'index.faiss', 'ids': 'ids.csv', 'meta': 'meta.json', 'catalogue': 'listings.parquet'}
 EXACT_MAX = 50_000
 TUNE_QUERIES = 200
@@ -161,7 +161,7 @@ def index_params(n:int, # photos to index
     nlist = int(max(1, min(round(2*math.sqrt(n)), n//40)))
     return {'kind': 'ivf', 'nlist': nlist, 'pca_dim': pca, 'k_factor': int(k_factor), 'train_size': int(min(n, max(50*nlist, 100_000 if pca else 0)))}
 
-# %% ../nbs/11_index.ipynb #9810f481
+# %% ../nbs/11_index.ipynb #a50281a3
 @dataclass
 class ImageIndex:
     "A FAISS index of photo embeddings with the project's ids: row `i` of `ids` describes FAISS label `i`."
@@ -183,7 +183,7 @@ class ImageIndex:
     def __repr__(self):
         return f"ImageIndex({self.kind}, {len(self):,} photos of {self.ids.product_id.nunique():,} products, dim {self.dim})"
 
-# %% ../nbs/11_index.ipynb #813654c1
+# %% ../nbs/11_index.ipynb #e63996a4
 SEARCH_LADDERS = {'ivf': ('nprobe', (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)),
                   'hnsw': ('efSearch', (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))}
 
@@ -285,7 +285,7 @@ def build_index(vectors:np.ndarray, # N x D L2-normalised float32 photo embeddin
         _add(fi, vectors, tune_rows)
     return ImageIndex(fi, ids, meta)
 
-# %% ../nbs/11_index.ipynb #9863628a
+# %% ../nbs/11_index.ipynb #d1e7771b
 def _queries(queries, dim):
     "Queries as a C-contiguous float32 array of unit rows."
     q = np.asarray(queries, dtype=np.float32)
@@ -313,7 +313,7 @@ def search(index:ImageIndex, # the index
     image_ids = np.where(labels >= 0, index.id_arrays()[0][labels.clip(0)], None)
     return scores, image_ids
 
-# %% ../nbs/11_index.ipynb #a0e0ff24
+# %% ../nbs/11_index.ipynb #c8245b15
 def _without_self(labels, rows, k):
     "Each query's first `k` labels other than its own row."
     out = np.full((len(labels), k), -1, dtype='int64')
@@ -341,7 +341,7 @@ def recall_at_k(index:ImageIndex, # the index to measure
     hits = [len(set(e[e >= 0]) & set(a[a >= 0]))/max(1, (e >= 0).sum()) for e, a in zip(exact, approx)]
     return float(np.mean(hits))
 
-# %% ../nbs/11_index.ipynb #6dfbd3d7
+# %% ../nbs/11_index.ipynb #e991c1f1
 def save_index(index:ImageIndex, # the index to save
                out_dir # the index folder
               )->Path: # the folder
@@ -373,7 +373,7 @@ def load_index(index_dir # a folder written by `save_index`
     catalogue = d/INDEX_FILES['catalogue']
     return ImageIndex(fi, ids, meta, catalogue_table(catalogue) if catalogue.exists() else None)
 
-# %% ../nbs/11_index.ipynb #3bccaa73
+# %% ../nbs/11_index.ipynb #cd612908
 CATALOGUE_COLUMNS = ['name', 'price', 'location', 'root_category']
 
 def catalogue_table(catalogue # listings: a DataFrame, a listings.parquet file or a prepared folder
@@ -395,7 +395,7 @@ def catalogue_table(catalogue # listings: a DataFrame, a listings.parquet file o
     df.index = df.index.astype(str)
     return df
 
-# %% ../nbs/11_index.ipynb #91cb6d63
+# %% ../nbs/11_index.ipynb #7eaef119
 def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back to it)
                  vectors:np.ndarray, # the new photos' L2-normalised embeddings
                  ids:pd.DataFrame, # their image_id, product_id
@@ -423,7 +423,7 @@ def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back t
     if out_dir is not None: save_index(index, out_dir)
     return index
 
-# %% ../nbs/11_index.ipynb #995fe85f
+# %% ../nbs/11_index.ipynb #8eb2a4c4
 def build_index_from(emb_dirs, # one embedding folder or several
                      out_dir, # the index folder to write
                      catalogue=None, # listings (DataFrame, listings.parquet or prepared folder) stored with the index

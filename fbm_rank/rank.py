@@ -6,7 +6,7 @@
 __all__ = ['RESULT_FIELDS', 'similar_products', 'product_vectors', 'similar_to_product', 'precision_at_k',
            'same_product_recall_at_1', 'evaluate_retrieval', 'plot_similar_grid']
 
-# %% ../nbs/12_rank.ipynb #033ee97e
+# %% ../nbs/12_rank.ipynb #39a570c7
 import math, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, faiss
@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from .paths import atomic_path, write_json
 from .index import ImageIndex, build_index, catalogue_table, read_embeddings, check_embeddings, _search, _queries
 
-# %% ../nbs/12_rank.ipynb #cfd5f0a5
+# %% ../nbs/12_rank.ipynb #2d635f29
 RESULT_FIELDS = ['product_id', 'name', 'price', 'location', 'category', 'score', 'image_id']
 
 def _as_set(x):
@@ -41,7 +41,7 @@ def _result(pid, row, score, listing):
             'location': None if pd.isna(listing['location']) else str(listing['location']),
             'category': str(listing['root_category']), 'score': float(score), 'image_id': row}
 
-# %% ../nbs/12_rank.ipynb #d700694d
+# %% ../nbs/12_rank.ipynb #999893ba
 def similar_products(index:ImageIndex, # the photo index
                      catalogue, # listings by product_id (DataFrame or path); None: the index's own catalogue
                      query_vectors:np.ndarray, # the query's photo embeddings: one vector, or one per row
@@ -109,7 +109,7 @@ def _pick(index, table, queries, scores, labels, product_of, image_of, k, cutoff
         if len(results) == k: return results, missing, True
     return results, missing, False
 
-# %% ../nbs/12_rank.ipynb #72f8f62d
+# %% ../nbs/12_rank.ipynb #d3e5196b
 def product_vectors(index:ImageIndex, # the photo index
                     product_id # a product with photos in the index
                    )->np.ndarray: # its photos' embeddings, one per row
@@ -129,7 +129,7 @@ def similar_to_product(index:ImageIndex, # the photo index
     return similar_products(index, catalogue, product_vectors(index, product_id), k=k,
                             exclude_product=_as_set(exclude_product) | {str(product_id)}, **kwargs)
 
-# %% ../nbs/12_rank.ipynb #3f40aa01
+# %% ../nbs/12_rank.ipynb #db480c5f
 def _top_products(index_vectors, index_products, query_vectors, k, query_products=None):
     "For each query, the index rows of the best photos of its top-k products (own product left out when given)."
     fi = faiss.IndexFlatIP(index_vectors.shape[1]); fi.add(np.ascontiguousarray(index_vectors, dtype=np.float32))
@@ -180,7 +180,7 @@ def same_product_recall_at_1(vectors:np.ndarray, # all photos' embeddings
     nearest = np.where(labels[:, 0] == rows, labels[:, 1], labels[:, 0])   # leave the query photo itself out
     return float(np.mean(products[nearest] == products[rows]))
 
-# %% ../nbs/12_rank.ipynb #4995d638
+# %% ../nbs/12_rank.ipynb #7bb451de
 def _training_table(training):
     if isinstance(training, (str, Path)):
         path = Path(training)
@@ -222,7 +222,7 @@ def evaluate_retrieval(emb, # an embedding folder, or (vectors, ids) with ids ho
     if out_dir is not None: write_json(metrics, Path(out_dir)/'retrieval.json')
     return metrics
 
-# %% ../nbs/12_rank.ipynb #fdea9d5e
+# %% ../nbs/12_rank.ipynb #7761dc30
 def _tile(src, image_dir):
     "A photo for the grid, or None when it cannot be read."
     if isinstance(src, Image.Image): return src.convert('RGB')
