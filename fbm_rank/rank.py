@@ -13,7 +13,8 @@ import numpy as np, pandas as pd, faiss
 from PIL import Image
 from matplotlib.figure import Figure
 from .paths import atomic_path, write_json
-from .index import ImageIndex, build_index, catalogue_table, read_embeddings, check_embeddings, _search, _queries
+from .embed import read_embeddings, check_embeddings
+from .index import ImageIndex, build_index, catalogue_table, search_rows, unit_queries
 
 # %% ../nbs/12_rank.ipynb #2d635f29
 RESULT_FIELDS = ['product_id', 'name', 'price', 'location', 'category', 'score', 'image_id']
@@ -63,11 +64,11 @@ def similar_products(index:ImageIndex, # the photo index
         if unknown: raise ValueError(f"unknown category {sorted(unknown)}; the catalogue has {sorted(set(table.root_category.dropna().astype(str)))}")
     if min_price is not None and max_price is not None and min_price > max_price:
         raise ValueError(f"min_price {min_price} is above max_price {max_price}")
-    queries = _queries(query_vectors, index.dim)
+    queries = unit_queries(query_vectors, index.dim)
     image_of, product_of = index.id_arrays()
     n, fetch = len(index), min(len(index), fetch_ratio*k + 8)
     while True:
-        scores, labels = _search(index, queries, fetch)
+        scores, labels = search_rows(index, queries, fetch)
         exhausted = fetch >= n or (labels < 0).any()   # an approximate index may have no more to give
         # a product is certain once every query's search has gone below its score
         cutoff = -np.inf if exhausted else float(scores[:, -1].max())
