@@ -94,7 +94,7 @@ def _add_embed(sub):
     p.add_argument('--model', required=True, help='model folder written by `fbm_rank train`')
     p.add_argument('--data', required=True, help='prepared folder written by `fbm_rank prepare`')
     p.add_argument('--out', required=True, help='embedding folder to write')
-    p.add_argument('--layer', help="which features: 'pooled' (the backbone's) or 'head' (its penultimate layer); "
+    p.add_argument('--layer', help="which features: 'pooled' (the backbone's), 'head' (its penultimate layer) or 'pooled_category' (pooled + category posterior); "
                    'default: the one the embed notebook chose')
     p.add_argument('--bs', type=int, default=64, help='photos per batch')
     p.set_defaults(func=cmd_embed)

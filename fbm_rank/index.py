@@ -75,15 +75,15 @@ TUNE_QUERIES = 200
 
 def index_params(n:int, # photos to index
                  dim:int, # embedding dimension
-                 kind:str=None, # 'flat', 'hnsw' or 'ivf'; None: 'flat' up to `exact_max` photos, else 'hnsw'
+                 kind:str=None, # 'flat', 'hnsw' or 'ivf'; None: 'flat' up to `exact_max` photos, else 'ivf'
                  exact_max:int=EXACT_MAX, # largest collection searched exactly by default
                  pca_dim:int=256, # approximate kinds: search in this many PCA dimensions when `dim` is larger (None: never)
-                 k_factor:int=4, # with PCA or codes: candidates re-ranked exactly, as a multiple of k
+                 k_factor:int=10, # with PCA or codes: candidates re-ranked exactly, as a multiple of k
                  hnsw_m:int=48, # hnsw: graph neighbours per photo (48 reached recall 0.95 with half the efSearch of 32)
                  ef_construction:int=40 # hnsw: candidates kept while inserting a photo
                 )->dict: # the kind and its build parameters
     "Choose the index kind and its build parameters from the collection size."
-    kind = kind or ('flat' if n <= exact_max else 'hnsw')
+    kind = kind or ('flat' if n <= exact_max else 'ivf')
     if kind == 'flat': return {'kind': 'flat'}
     if kind not in ('hnsw', 'ivf'): raise ValueError(f"unknown index kind {kind!r}: use 'flat', 'hnsw' or 'ivf'")
     pca = int(pca_dim) if pca_dim and dim > pca_dim else None
@@ -91,7 +91,9 @@ def index_params(n:int, # photos to index
         return {'kind': 'hnsw', 'M': int(hnsw_m), 'efConstruction': int(ef_construction), 'pca_dim': pca,
                 'k_factor': int(k_factor) if pca else None, 'train_size': int(min(n, 100_000)) if pca else None}
     nlist = int(max(1, min(round(2*math.sqrt(n)), n//40)))
-    return {'kind': 'ivf', 'nlist': nlist, 'pca_dim': pca, 'k_factor': int(k_factor), 'train_size': int(min(n, max(50*nlist, 100_000 if pca else 0)))}
+    d = pca or dim   # 4-bit product-quantiser codes, two dimensions per byte-half, scanned with SIMD ("fast scan")
+    return {'kind': 'ivf', 'nlist': nlist, 'pca_dim': pca, 'codes': f'PQ{d//2}x4fs' if d % 2 == 0 else 'SQ8',
+            'k_factor': int(k_factor), 'train_size': int(min(n, max(50*nlist, 100_000 if pca else 0)))}
 
 # %% ../nbs/11_index.ipynb #a50281a3
 @dataclass
@@ -126,7 +128,7 @@ def _new_faiss_index(dim, params):
     if kind == 'hnsw' and not pca:
         fi = faiss.IndexHNSWFlat(dim, params['M'], faiss.METRIC_INNER_PRODUCT)
     else:
-        spec = f"{pca}HNSW{params['M']},Flat,RFlat" if kind == 'hnsw' else f"{pca}IVF{params['nlist']},SQ8,RFlat"
+        spec = f"{pca}HNSW{params['M']},Flat,RFlat" if kind == 'hnsw' else f"{pca}IVF{params['nlist']},{params.get('codes', 'SQ8')},RFlat"
         fi = faiss.index_factory(dim, spec, faiss.METRIC_L2)
     if kind == 'hnsw': _core(fi).hnsw.efConstruction = params['efConstruction']
     return fi

@@ -168,13 +168,18 @@ def precision_at_k(query_vectors:np.ndarray, # validation photos' embeddings
     return float(np.nanmean(_precision_per_query(query_vectors, query_categories, index_vectors, index_categories,
                                                  index_products, k, query_products)))
 
-def same_product_recall_at_1(vectors:np.ndarray, # all photos' embeddings
-                             product_ids # their product ids
-                            )->float: # share of queries whose nearest other photo shows the same product (NaN: no product has two photos)
-    "Share of photos (of products with 2+ photos) whose nearest other photo belongs to the same product."
+def _recall_queries(products, queries=None):
+    "Rows that query for same-product recall: photos of products with 2+ photos, among `queries` when given."
+    rows = np.flatnonzero(pd.Series(products).value_counts().reindex(products).to_numpy() >= 2)
+    return rows if queries is None else rows[np.asarray(queries, dtype=bool)[rows]]
+
+def same_product_recall_at_1(vectors:np.ndarray, # all photos' embeddings (the index: every photo but the query)
+                             product_ids, # their product ids
+                             queries=None # boolean mask of the photos that query (e.g. the validation split); all when None
+                            )->float: # share of queries whose nearest other photo shows the same product (NaN: no query)
+    "Share of query photos (of products with 2+ photos) whose nearest other photo belongs to the same product."
     products = np.asarray(product_ids, dtype=object)
-    counts = pd.Series(products).value_counts()
-    rows = np.flatnonzero(counts.reindex(products).to_numpy() >= 2)
+    rows = _recall_queries(products, queries)
     if not len(rows): return float('nan')
     fi = faiss.IndexFlatIP(vectors.shape[1]); fi.add(np.ascontiguousarray(vectors, dtype=np.float32))
     labels = fi.search(np.ascontiguousarray(vectors[rows], dtype=np.float32), 2)[1]
@@ -217,8 +222,9 @@ def evaluate_retrieval(emb, # an embedding folder, or (vectors, ids) with ids ho
     metrics = {f'precision_at_{k}': round(float(np.mean(per_query)), 4), 'k': k,
                'chance_precision': round(float(np.mean(share.reindex(cats[valid]).fillna(0).to_numpy())), 4),
                'queries': int(valid.sum()), 'index_photos': int((~valid).sum()), 'index_products': len(index_products),
-               'same_product_recall_at_1': round(same_product_recall_at_1(vectors[rows], prods), 4),
-               'same_product_queries': int((pd.Series(prods).value_counts().reindex(prods).to_numpy() >= 2).sum()),
+               'same_product_recall_at_1': round(same_product_recall_at_1(vectors[rows], prods, queries=valid), 4),
+               'same_product_queries': len(_recall_queries(prods, valid)),
+               'same_product_recall_at_1_all_photos': round(same_product_recall_at_1(vectors[rows], prods), 4),
                'per_category': per_category, 'skipped': skipped, 'embedding': meta}
     if out_dir is not None: write_json(metrics, Path(out_dir)/'retrieval.json')
     return metrics

@@ -115,14 +115,16 @@ def cache_features(prepared, # the prepared folder
 
 # %% ../nbs/07_train.ipynb #8410483d
 class CachedViews(torch.utils.data.Dataset):
-    "Cached features and labels (and product numbers); each access picks one of the cached views at random."
-    def __init__(self, views, labels, products=None):
-        self.views, self.labels = views, torch.as_tensor(labels)
+    "Cached features and labels (and product numbers); each access picks one of the cached views at random, mirrored half the time with `mirror`."
+    def __init__(self, views, labels, products=None, mirror:bool=False):
+        self.views, self.labels, self.mirror = views, torch.as_tensor(labels), mirror
         self.products = None if products is None else torch.as_tensor(products)
     def __len__(self): return len(self.labels)
     def __getitem__(self, i):
         v = self.views[torch.randint(len(self.views), ()).item()] if len(self.views) > 1 else self.views[0]
-        return (v[i].float(), self.labels[i]) if self.products is None else (v[i].float(), self.labels[i], self.products[i])
+        x = v[i].float()
+        if self.mirror and torch.rand(()) < 0.5: x = x.flip(-1)   # a feature map mirrored: close to the mirror photo's
+        return (x, self.labels[i]) if self.products is None else (x, self.labels[i], self.products[i])
 
 def cached_model(arch:str, # a key of `BACKBONES`
                  n_classes:int, # number of categories
@@ -143,6 +145,7 @@ def train_cached(prepared, # the prepared folder
                  wd:float=0.05, # weight decay
                  label_smoothing:float=0.1, # cross-entropy label smoothing
                  views:tuple=('plain',), # cached views used as training augmentation (add 'flip' for mirror images)
+                 mirror:bool=True, # mirror the cached feature maps at random (free augmentation, no second pass)
                  cache_at:int|None=None, # body index of the cache point; the backbone's when None
                  seed:int=42, # seeds initialisation, view choice and shuffling
                  show_progress:bool=True, # progress bars and fastai's per-epoch table
@@ -164,7 +167,7 @@ def train_cached(prepared, # the prepared folder
     set_seed(seed, reproducible=True)
     products = pd.factorize(rows.product_id.iloc[train])[0]
     groups = list(pd.Series(range(len(train))).groupby(products).apply(list))
-    dls = DataLoaders(ProductBatches(CachedViews([v[train] for v in views_t], y[train], products), groups, bs=bs, shuffle=True, drop_last=True),
+    dls = DataLoaders(ProductBatches(CachedViews([v[train] for v in views_t], y[train], products, mirror), groups, bs=bs, shuffle=True, drop_last=True),
                       DataLoader(CachedViews([views_t[0][valid]], y[valid]), bs=2*bs),
                       device='cpu')
     model, part = cached_model(arch, len(vocab), cache_at, weights)
