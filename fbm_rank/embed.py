@@ -157,8 +157,8 @@ def embed_photos(model_dir, # a model folder written by `train`
     training = pd.read_parquet(prepared/'training.parquet')
     ids = training[['image_id', 'product_id']].astype(str).reset_index(drop=True)
     key = _fingerprint(model_dir, ids, layer)
-    if (out/'meta.json').exists() and read_json(out/'meta.json').get('fingerprint') == key and (out/'embeddings.npy').exists():
-        return read_json(out/'meta.json')
+    done = read_json(out/EMB_FILES['meta']) if (out/EMB_FILES['meta']).exists() else {}
+    if done.get('fingerprint') == key and (out/EMB_FILES['vectors']).exists(): return done
     model, description = load_model(model_dir)
     model = model.to(memory_format=torch.channels_last)
     tfm = photo_transform(description)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np, pandas as pd, faiss
 from fastprogress.fastprogress import progress_bar
 from .paths import atomic_path, write_json, read_json
-from .embed import EMB_FILES, ID_COLUMNS, check_embeddings, write_embeddings, read_embeddings
+from .embed import ID_COLUMNS, check_embeddings, read_embeddings
 
 # %% ../nbs/11_index.ipynb #700ad38c
 SYNTHETIC_SCALES = dict(common=0.62, category=0.1, type=0.5, product=0.25, photo=0.5, style=0.1, noise=0.4, spread=0.5)
@@ -128,7 +128,7 @@ def _new_faiss_index(dim, params):
     if kind == 'hnsw' and not pca:
         fi = faiss.IndexHNSWFlat(dim, params['M'], faiss.METRIC_INNER_PRODUCT)
     else:
-        spec = f"{pca}HNSW{params['M']},Flat,RFlat" if kind == 'hnsw' else f"{pca}IVF{params['nlist']},{params.get('codes', 'SQ8')},RFlat"
+        spec = f"{pca}HNSW{params['M']},Flat,RFlat" if kind == 'hnsw' else f"{pca}IVF{params['nlist']},{params['codes']},RFlat"
         fi = faiss.index_factory(dim, spec, faiss.METRIC_L2)
     if kind == 'hnsw': _core(fi).hnsw.efConstruction = params['efConstruction']
     return fi
