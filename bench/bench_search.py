@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Search latency and recall of fbm_rank's photo index at 10,000 and 1,000,000 photos.
 
-The photos are synthetic embeddings (`fbm_rank.index.synthetic_embeddings`, clustered like real marketplace
-embeddings; see nbs/11_index.ipynb), L2-normalised, 1,280-d by default (efficientnet_lite0's pooled features).
+The photos are synthetic embeddings (`fbm_rank.demo.synthetic_embeddings`, clustered like real marketplace
+embeddings; see nbs/01_demo.ipynb), L2-normalised, 1,280-d by default (efficientnet_lite0's pooled features).
 For each size and index kind the script prints the build and tuning time, the latency (p50, p99) of one query at a
 time (on one FAISS thread, as a web server answers one request per core) and of a batch of 1,000 queries (on all
-cores), and recall@10 of the 1,000 held-out photos against exact search.
+cores), and recall@10 of the 1,000 held-out photos against exact search (`fbm_rank.evaluate.exact_search`).
 
     .venv/bin/python bench/bench_search.py                                  # 10k and 1M photos, flat and ivf
                                                         # (about 8 minutes on 2 cores)
+    .venv/bin/python bench/bench_search.py --kinds flat ivf hnsw            # the table in nbs/11_index.ipynb
     .venv/bin/python bench/bench_search.py --sizes 10000 100000 --kinds flat hnsw ivf --dim 512
 
 Memory: 1M x 1,280 float32 is 5.1 GB; the script holds the vectors plus one index at a time (about 11 GB at 1M).
@@ -17,7 +18,9 @@ sample counts are printed beside the percentiles.
 """
 import argparse, gc, json, os, sys, time
 import numpy as np, faiss
-from fbm_rank.index import synthetic_embeddings, build_index, search, index_params
+from fbm_rank.demo import synthetic_embeddings
+from fbm_rank.evaluate import exact_search, neighbour_recall
+from fbm_rank.index import build_index, search, search_rows, index_params
 
 def rss_gb():
     "Resident memory of this process, GB."
@@ -41,17 +44,13 @@ def held_out(n, n_queries, dim, seed):
         vectors[i:i+len(rows)] = vectors[rows]
     return vectors[:n], photos.iloc[keep].reset_index(drop=True), queries
 
-def recall(found, exact):
-    return float(np.mean([len(set(f) & set(e))/len(e) for f, e in zip(found, exact)]))
-
 def bench_size(n, args):
     print(f"\n== {n:,} photos, D={args.dim} ==", flush=True)
     t = time.perf_counter()
     vectors, photos, queries = held_out(n, args.queries, args.dim, args.seed)
     print(f"synthetic data: {time.perf_counter() - t:.1f} s, {vectors.nbytes/1e9:.2f} GB of vectors", flush=True)
-    exact_ids, rows = None, []
-    kinds = sorted(args.kinds, key=lambda k: k != 'flat')     # exact first: it gives the ground truth
-    for kind in kinds:
+    exact, rows = exact_search(queries, vectors, 10)[1], []
+    for kind in args.kinds:
         index = build_index(vectors, photos, kind=kind, show_progress=False, seed=args.seed)
         p = index.meta['params']
         shown = {k: v for k, v in p.items() if k not in ('kind', 'train_size')}
@@ -61,17 +60,8 @@ def bench_size(n, args):
         faiss.omp_set_num_threads(args.single_threads)    # one request, one core: what a web server does
         single = timed(lambda i: search(index, queries[i % len(queries)], 10), args.budget, args.single, min_n=10)
         faiss.omp_set_num_threads(args.threads)
-        batch_ids = []
-        def run_batch(i):
-            s, ids = search(index, queries, 10)
-            if not batch_ids: batch_ids.append(ids)
-        batch = timed(run_batch, args.budget, 10)
-        if kind == 'flat' or exact_ids is None and 'flat' not in kinds:
-            if kind == 'flat': exact_ids = batch_ids[0]
-            else:
-                labels = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)[1]
-                exact_ids = photos.image_id.to_numpy()[labels]
-        r = recall(batch_ids[0], exact_ids)
+        batch = timed(lambda i: search(index, queries, 10), args.budget, 10)
+        r = neighbour_recall(search_rows(index, queries, 10)[1], exact)
         row = {'n': n, 'dim': args.dim, 'kind': kind, 'params': shown, 'build_s': index.meta['build_seconds'],
                'tune_s': index.meta.get('tune_seconds', 0.0),
                'single_p50_ms': float(np.percentile(single, 50)), 'single_p99_ms': float(np.percentile(single, 99)),
