@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import imagehash
 from PIL import Image
-from fastprogress.fastprogress import progress_bar
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
 
 from . import tables
-from .paths import write_json, read_json
+from .paths import write_json, read_json, progress
 
 # %% ../nbs/04_labels.ipynb #00f9a4ca
 ROOT_CATEGORIES = tables.ROOT_CATEGORIES # the 13 roots, defined where listings are checked against them
@@ -115,12 +116,12 @@ def photo_fingerprint(path # an image file
     return {'md5': hashlib.md5(data).hexdigest(), 'phash': phash}
 
 def photo_fingerprints(paths, # image files (a Series keeps its index)
-                       show_progress:bool=True # show a progress bar
+                       show_progress:bool=True # show progress
                       )->pd.DataFrame: # columns md5, phash (missing when undecodable); one row per path, in order
     "Fingerprints of many photos."
     index = paths.index if isinstance(paths, pd.Series) else None
     paths = list(paths)
-    rows = [photo_fingerprint(p) for p in (progress_bar(paths, leave=False) if show_progress else paths)]
+    rows = [photo_fingerprint(p) for p in progress(paths, label='fingerprints', show=show_progress)]
     return pd.DataFrame(rows, columns=list(FINGERPRINTS), index=index)
 
 # %% ../nbs/04_labels.ipynb #cb360589
@@ -128,16 +129,18 @@ def product_groups(photos:pd.DataFrame, # one row per photo: product_id, and the
                    keys=FINGERPRINTS # fingerprint columns that mark the same picture (missing ones are ignored)
                   )->pd.Series: # the group of each product, indexed by product_id
     "Group products that share any picture: the smallest product id of each connected group."
-    parent = {p: p for p in photos['product_id'].unique()}
-    def root(p):
-        while parent[p] != p: parent[p] = p = parent[parent[p]]
-        return p
+    products = pd.Index(photos['product_id'].unique())
+    product = products.get_indexer(photos['product_id'])
+    ends, n = [], len(products)   # fingerprint values are numbered after the products
     for key in [k for k in keys if k in photos.columns]:
-        for products in photos.dropna(subset=[key]).groupby(key)['product_id'].unique():
-            roots = {root(p) for p in products}
-            first = min(roots)
-            for r in roots: parent[r] = first
-    return pd.Series({p: root(p) for p in parent}, name='group').rename_axis('product_id')
+        has = photos[key].notna().to_numpy()
+        codes, values = pd.factorize(photos[key][has])
+        ends.append((product[has], codes + n)); n += len(values)
+    rows, cols = (np.concatenate([e[j] for e in ends]).astype(np.int64) if ends else np.zeros(0, np.int64) for j in (0, 1))
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    group = pd.Series(products, dtype=object).groupby(component[:len(products)]).transform('min')
+    return pd.Series(group.to_numpy(), index=products, name='group').rename_axis('product_id')
 
 # %% ../nbs/04_labels.ipynb #8e3f5f9d
 def split_products(photos:pd.DataFrame, # one row per photo: image_id, product_id, root_category (+ md5, phash)
@@ -157,13 +160,15 @@ def split_products(photos:pd.DataFrame, # one row per photo: image_id, product_i
     if res['group'].nunique() < n_splits:
         raise ValueError(f"split_products: {res['group'].nunique()} product groups are too few for "
                          f"valid_pct={valid_pct} ({n_splits} folds)")
-    order = res.sort_values('image_id', kind='stable')
+    order = np.argsort(res['image_id'].to_numpy(), kind='stable')   # positions: the index may repeat labels
+    ordered = res.iloc[order]
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='The least populated class', category=UserWarning)
-        _, valid = next(folds.split(order, order['root_category'], order['group']))
-    res['is_valid'] = False
-    res.loc[order.index[valid], 'is_valid'] = True
+        _, valid = next(folds.split(ordered, ordered['root_category'], ordered['group']))
+    is_valid = np.zeros(len(res), bool)
+    is_valid[order[valid]] = True
+    res['is_valid'] = is_valid
     return res
 
 # %% ../nbs/04_labels.ipynb #059d9611
