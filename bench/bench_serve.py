@@ -1,40 +1,91 @@
-"""Load-test the fbm_rank HTTP service: POST /predict/similar_images at several levels of concurrency.
+"""Load-test the fbm_rank HTTP service: clients at 1/8/32 concurrency, a soak, and memory under a decompression-bomb attack.
 
-Starts the service (`fbm_rank.serve.run`) in a child process on 127.0.0.1 at a free port, sends photos from
-concurrent clients for a fixed time per level, prints throughput, p50/p99 latency and the error count per level,
-then stops the service. Only loopback traffic.
+Starts `fbm_rank serve` in a child process on 127.0.0.1 at a free port and talks to it over HTTP only, then:
+1. levels: POST /predict/similar_images from 1, 8 and 32 concurrent clients for --seconds each: throughput,
+   p50/p99 latency, errors;
+2. soak: --soak-clients clients for --soak-seconds (default 10 minutes at 32): errors, p50/p99, throughput and the
+   service's resident memory (VmRSS of /proc/PID/status) before and after, with a line per window on the way;
+3. attack: --attack-uploads concurrent uploads of a small PNG that declares 8000x8000 pixels (it decodes to
+   183 MiB): the service's RSS before, after and at its peak (sampled every 20 ms while the requests run), the
+   replies' status codes, and whether the service still answers afterwards. Goal: growth under --attack-limit-mb.
+The load averages (1/5/15 minutes) are printed with every figure: the client shares the machine with the service.
 
-    python bench/bench_serve.py                                   # a demo service (untrained model, demo data)
+    python bench/bench_serve.py                              # demo service: levels, a 10-minute soak, the attack
+    python bench/bench_serve.py --quick                      # smoke check in under a minute
+    python bench/bench_serve.py --soak-seconds 60 --no-attack --json results.json
     python bench/bench_serve.py --model MODEL --index INDEX --data PREPARED --photos DIR
-    python bench/bench_serve.py --seconds 10 --levels 1 8 32 --json results.json
 
-The client runs on the same machine as the service and takes some of its CPU; on a small machine the figures
-are a lower bound for what the service does with the client elsewhere.
+Without --model/--index/--data it builds the demo with `fbm_rank demo` (in a temporary folder, or in --demo DIR,
+reused when it is already there). The service's store of added listings is a temporary file (`--db`). The figures
+are a lower bound for the service with the client on another machine.
+Exit status 1 when a request failed, the service died, or the attack grew it by --attack-limit-mb or more.
 """
-import argparse, asyncio, json, os, platform, subprocess, sys, tempfile, time
+import argparse, asyncio, io, json, os, platform, shutil, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
 import httpx
 
+MB = 2**20
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--model', help='model folder (default: build a demo service)')
+    p.add_argument('--model', help='model folder (default: build the demo)')
     p.add_argument('--index', help='index folder')
     p.add_argument('--data', help='prepared folder')
+    p.add_argument('--demo', help='folder of the demo (built there with `fbm_rank demo` unless already built)')
+    p.add_argument('--demo-epochs', type=int, default=2, help='training epochs of a demo built here (default 2)')
     p.add_argument('--photos', help='folder of query photos (default: the raw demo photos, or DATA/images)')
-    p.add_argument('--size', type=int, default=224, help='demo service: model input size (default 224)')
     p.add_argument('--seconds', type=float, default=10, help='load time per level (default 10)')
-    p.add_argument('--levels', type=int, nargs='+', default=[1, 8, 32], help='concurrent clients per level')
+    p.add_argument('--levels', type=int, nargs='*', default=[1, 8, 32], help='concurrent clients per level')
+    p.add_argument('--soak-seconds', type=float, default=600, help='length of the soak; 0 for none (default 600)')
+    p.add_argument('--soak-clients', type=int, default=32, help='concurrent clients of the soak (default 32)')
+    p.add_argument('--window', type=float, default=60, help='seconds between the soak progress lines (default 60)')
+    p.add_argument('--no-attack', dest='attack', action='store_false', help='skip the decompression-bomb attack')
+    p.add_argument('--attack-uploads', type=int, default=8, help='concurrent bomb uploads (default 8)')
+    p.add_argument('--attack-side', type=int, default=8000, help='side in pixels the bomb PNG declares (default 8000)')
+    p.add_argument('--attack-limit-mb', type=float, default=800, help='RSS growth under attack that fails the run (default 800)')
+    p.add_argument('--quick', action='store_true', help='smoke check in under a minute: 1 s per level, a 5 s soak, the attack')
     p.add_argument('--k', type=int, default=10, help='listings per answer')
     p.add_argument('--max-photos', type=int, default=64, help='query photos loaded into memory')
-    p.add_argument('--max-batch', type=int, default=16, help="the service's max_batch (photos per forward pass)")
+    p.add_argument('--timeout', type=float, default=60, help='seconds a request may take before it counts as failed')
     p.add_argument('--startup-timeout', type=float, default=180)
     p.add_argument('--json', help='also write the results to this JSON file')
     a = p.parse_args(argv)
     given = [x is not None for x in (a.model, a.index, a.data)]
     if any(given) and not all(given): p.error('give --model, --index and --data together (or none for the demo)')
+    if a.quick: a.seconds, a.soak_seconds, a.window, a.demo_epochs = 1, 5, 2.5, 1
     return a
+
+
+def load_avg()->str:
+    "The load averages (1, 5, 15 minutes), e.g. 'load 1.52/0.97/0.40'."
+    return 'load ' + '/'.join(f'{x:.2f}' for x in os.getloadavg())
+
+
+def rss_mb(pid, field='VmRSS'):
+    "Resident memory of process `pid` in MiB (`VmHWM`: its peak so far), or None once it is gone."
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            if line.startswith(field + ':'): return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError): return None
+
+
+class RssSampler:
+    "Sample a process's RSS every `every` seconds on a thread, for at most `limit` seconds; keep the peak."
+    def __init__(self, pid, every=0.02, limit=900):
+        self.pid, self.every, self.limit, self.peak, self.samples = pid, every, limit, 0.0, 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+    def _run(self):
+        end = time.monotonic() + self.limit
+        while not self.stop_flag.is_set() and time.monotonic() < end:
+            r = rss_mb(self.pid)
+            if r is None: return
+            self.peak, self.samples = max(self.peak, r), self.samples + 1
+            self.stop_flag.wait(self.every)
+    def __enter__(self): self.thread.start(); return self
+    def __exit__(self, *exc): self.stop_flag.set(); self.thread.join(5)
 
 
 def free_port():
@@ -43,12 +94,33 @@ def free_port():
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def start_service(model, index, data, db, port, max_batch, log):
-    code = ('import sys; from fbm_rank.serve import run; '
-            'run(sys.argv[1], sys.argv[2], sys.argv[3], host="127.0.0.1", port=int(sys.argv[4]), db_path=sys.argv[5], '
-            'max_batch=int(sys.argv[6]), log_level="warning")')
-    return subprocess.Popen([sys.executable, '-c', code, str(model), str(index), str(data), str(port), str(db), str(max_batch)],
-                            stdout=log, stderr=subprocess.STDOUT)
+def fbm_rank_command():
+    "The `fbm_rank` command of this Python environment."
+    exe = Path(sys.executable).parent/'fbm_rank'
+    if exe.exists(): return [str(exe)]
+    if shutil.which('fbm_rank'): return [shutil.which('fbm_rank')]
+    return [sys.executable, '-c', 'import sys; from fbm_rank.cli import main; sys.exit(main())']
+
+
+def demo_folders(demo, epochs):
+    "Model, index and prepared folders of the demo in `demo`, built with `fbm_rank demo` unless already there."
+    demo = Path(demo)
+    folders = demo/'model', demo/'index', demo/'prepared'
+    if all(f.is_dir() for f in folders):
+        print(f'demo: reusing {demo}')
+        return folders
+    t = time.time()
+    res = subprocess.run(fbm_rank_command() + ['-q', 'demo', '--out', str(demo), '--epochs', str(epochs)],
+                         capture_output=True, text=True, timeout=900)
+    if res.returncode: raise SystemExit(f'fbm_rank demo failed (status {res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}')
+    print(f'demo built in {time.time()-t:.1f} s with `fbm_rank demo --epochs {epochs}` ({load_avg()})')
+    return folders
+
+
+def start_service(model, index, data, db, port, log):
+    return subprocess.Popen(fbm_rank_command() + ['serve', '--model', str(model), '--index', str(index), '--data', str(data),
+                                                  '--db', str(db), '--host', '127.0.0.1', '--port', str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def wait_until_up(url, proc, timeout):
@@ -63,35 +135,49 @@ def wait_until_up(url, proc, timeout):
     raise RuntimeError(f'the service did not answer /healthcheck within {timeout:.0f} s')
 
 
-async def load_level(url, photos, n_clients, seconds, k):
-    "Run `n_clients` clients, each sending requests back to back, for `seconds`; return latencies and errors."
-    latencies, errors, statuses = [], 0, {}
+def summary(latencies, errors, elapsed):
+    "Requests, throughput and p50/p99 of successful requests' latencies (seconds) over `elapsed` seconds."
+    lat = np.asarray(latencies)
+    pct = lambda q: round(float(np.percentile(lat, q))*1000, 1) if len(lat) else None
+    return dict(requests=len(lat), errors=errors, seconds=round(elapsed, 2),
+                throughput_rps=round(len(lat)/elapsed, 2) if elapsed else None, p50_ms=pct(50), p99_ms=pct(99))
+
+
+async def load(url, photos, n_clients, seconds, k, timeout, on_window=None, window=60):
+    "Run `n_clients` clients sending requests back to back for `seconds`; every `window` s call `on_window(summary)`."
+    done, statuses, failures = [], {}, []       # done: (finish time, latency or None when it failed)
     limits = httpx.Limits(max_connections=n_clients, max_keepalive_connections=n_clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
-        deadline = time.perf_counter() + seconds
+    max_per_client = int(seconds * 1000) + 10   # a bound on the count, beside the one on time
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        start = time.perf_counter(); deadline = start + seconds
         async def one_client(c):
-            nonlocal errors
-            i = c
-            while time.perf_counter() < deadline:
-                name, data = photos[i % len(photos)]; i += n_clients
+            for i in range(c, c + n_clients*max_per_client, n_clients):
+                if time.perf_counter() >= deadline: return
+                name, data = photos[i % len(photos)]
                 t = time.perf_counter()
                 try:
                     r = await client.post('/predict/similar_images', files={'image': (name, data, 'image/jpeg')}, data={'k': str(k)})
-                    ok = r.status_code == 200 and len(r.json()['results']) > 0
-                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                except httpx.HTTPError as e:
-                    ok = False; statuses[type(e).__name__] = statuses.get(type(e).__name__, 0) + 1
-                if ok: latencies.append(time.perf_counter() - t)
-                else: errors += 1
-        start = time.perf_counter()
-        await asyncio.gather(*(one_client(c) for c in range(n_clients)))
+                    ok, key = r.status_code == 200 and len(r.json()['results']) > 0, r.status_code
+                    if not ok and len(failures) < 5: failures.append(f'{r.status_code}: {r.text[:200]}')
+                except (httpx.HTTPError, ValueError, KeyError) as e:
+                    ok, key = False, type(e).__name__
+                    if len(failures) < 5: failures.append(f'{type(e).__name__}: {e}')
+                statuses[key] = statuses.get(key, 0) + 1
+                done.append((time.perf_counter(), time.perf_counter() - t if ok else None))
+        async def reporter():
+            last, n_seen = start, 0
+            while True:
+                await asyncio.sleep(max(0.0, min(window, deadline - time.perf_counter())))
+                now = time.perf_counter()
+                if now >= deadline: return
+                chunk = done[n_seen:]; n_seen += len(chunk)
+                on_window(now - start, summary([l for _, l in chunk if l is not None], sum(l is None for _, l in chunk), now - last))
+                last = now
+        tasks = [one_client(c) for c in range(n_clients)] + ([reporter()] if on_window else [])
+        await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    lat = np.array(latencies)
-    return dict(clients=n_clients, requests=len(lat), errors=errors, seconds=round(elapsed, 2),
-                throughput_rps=round(len(lat)/elapsed, 2),
-                p50_ms=round(float(np.percentile(lat, 50))*1000, 1) if len(lat) else None,
-                p99_ms=round(float(np.percentile(lat, 99))*1000, 1) if len(lat) else None,
-                statuses={str(k): v for k, v in statuses.items()})
+    res = summary([l for _, l in done if l is not None], sum(l is None for _, l in done), elapsed)
+    return dict(clients=n_clients, **res, statuses={str(k): v for k, v in statuses.items()}, failures=failures)
 
 
 def query_photos(folder, max_photos):
@@ -108,53 +194,136 @@ def query_photos(folder, max_photos):
     return photos
 
 
+def bomb_png(side):
+    "A flat-colour PNG of `side` x `side` RGB pixels: a few hundred KB that decode to side*side*3 bytes."
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new('RGB', (side, side), (180, 40, 40)).save(buf, 'PNG', compress_level=9)
+    return buf.getvalue()
+
+
+def fmt_level(r):
+    nan = float('nan')
+    return (f"{r['clients']:>7} {r['requests']:>8} {r['throughput_rps'] or 0:>7.1f} {r['p50_ms'] or nan:>8.1f} "
+            f"{r['p99_ms'] or nan:>8.1f} {r['errors']:>6}  {load_avg()}")
+
+
+def run_levels(url, photos, a):
+    asyncio.run(load(url, photos, 1, min(2, a.seconds), a.k, a.timeout))  # warm-up
+    results = []
+    print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for n in a.levels:
+        r = asyncio.run(load(url, photos, n, a.seconds, a.k, a.timeout))
+        r['load_average'] = os.getloadavg()
+        results.append(r); print(fmt_level(r), flush=True)
+    return results
+
+
+def run_soak(url, photos, pid, a):
+    before = rss_mb(pid)
+    print(f'soak: {a.soak_clients} clients for {a.soak_seconds:.0f} s; service RSS {before:.0f} MiB before ({load_avg()})', flush=True)
+    def on_window(t, s):
+        print(f"  {t:6.0f} s: {s['requests']} requests ({s['throughput_rps'] or 0:.1f}/s), {s['errors']} errors, "
+              f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, RSS {rss_mb(pid) or float('nan'):.0f} MiB ({load_avg()})", flush=True)
+    r = asyncio.run(load(url, photos, a.soak_clients, a.soak_seconds, a.k, a.timeout, on_window, a.window))
+    r.update(rss_before_mb=round(before, 1), rss_after_mb=round(rss_mb(pid) or float('nan'), 1), load_average=os.getloadavg())
+    print(f"soak: {r['requests']} requests in {r['seconds']:.0f} s ({r['throughput_rps']}/s), {r['errors']} errors, "
+          f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MiB "
+          f"({r['rss_after_mb']-r['rss_before_mb']:+.0f}) ({load_avg()})", flush=True)
+    return r
+
+
+async def _bombard(url, png, n, timeout):
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=httpx.Limits(max_connections=n)) as client:
+        async def one(i):
+            t = time.perf_counter()
+            try:
+                r = await client.post('/predict/similar_images', files={'image': (f'bomb{i}.png', png, 'image/png')}, data={'k': '5'})
+                return r.status_code, r.text[:200], time.perf_counter() - t
+            except httpx.HTTPError as e: return type(e).__name__, str(e)[:200], time.perf_counter() - t
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def run_attack(url, png, pid, photos, a):
+    before = rss_mb(pid)
+    print(f'attack: {a.attack_uploads} concurrent uploads of a {len(png)/1024:.0f} KB PNG declaring {a.attack_side}x{a.attack_side} '
+          f'pixels ({a.attack_side**2*3/MB:.0f} MiB decoded); service RSS {before:.0f} MiB before ({load_avg()})', flush=True)
+    with RssSampler(pid) as sampler:
+        replies = asyncio.run(_bombard(url, png, a.attack_uploads, max(a.timeout, 120)))
+        time.sleep(1)  # memory freed or kept just after the replies
+    after, hwm = rss_mb(pid), rss_mb(pid, 'VmHWM')
+    codes = {}
+    for status, _, _ in replies: codes[str(status)] = codes.get(str(status), 0) + 1
+    try:
+        name, data = photos[0]
+        alive = httpx.post(f'{url}/predict/similar_images', files={'image': (name, data, 'image/jpeg')}, data={'k': '5'},
+                           timeout=a.timeout).status_code == 200
+    except httpx.HTTPError: alive = False
+    peak = sampler.peak
+    r = dict(uploads=a.attack_uploads, png_bytes=len(png), side=a.attack_side, statuses=codes,
+             first_reply=replies[0][1], rss_hwm_mb=round(hwm or float('nan'), 1), seconds_max=round(max(t for *_, t in replies), 2),
+             rss_before_mb=round(before, 1), rss_peak_mb=round(peak, 1), rss_after_mb=round(after or float('nan'), 1),
+             growth_mb=round(peak - before, 1), rss_samples=sampler.samples, alive_after=alive,
+             limit_mb=a.attack_limit_mb, met=bool(peak - before < a.attack_limit_mb and alive
+                                                   and all(s.isdigit() and int(s) < 500 for s in codes)),
+             load_average=os.getloadavg())
+    print(f"attack: replies {codes} (slowest {r['seconds_max']} s; first: {r['first_reply'][:120]!r})")
+    print(f"attack: RSS {before:.0f} MiB before, {peak:.0f} peak ({r['rss_samples']} samples), {r['rss_after_mb']:.0f} after "
+          f"(VmHWM, the lifetime peak: {r['rss_hwm_mb']:.0f}): "
+          f"growth {r['growth_mb']:+.0f} MiB, goal < {a.attack_limit_mb:.0f}: {'met' if r['met'] else 'NOT met'}; "
+          f"service {'answers' if alive else 'does NOT answer'} afterwards ({load_avg()})", flush=True)
+    return r
+
+
 def main(argv=None):
     a = parse_args(argv)
+    t_start = time.time()
     with tempfile.TemporaryDirectory(prefix='bench_serve_') as work:
         work = Path(work)
         if a.model is None:
-            from fbm_rank.serve import demo_service
+            model, index, data = demo_folders(a.demo or work/'demo', a.demo_epochs)
             from fbm_rank.demo import demo_marketplace
-            t = time.time()
-            paths = demo_service(work/'demo', size=a.size, photo_size=256)
-            model, index, data = paths['model'], paths['index'], paths['prepared']
             photos_dir = a.photos or demo_marketplace()/'images'
-            print(f'demo service built in {time.time()-t:.1f} s (efficientnet_lite0: ImageNet body, untrained head; input {a.size} px)')
         else:
             model, index, data = a.model, a.index, a.data
             photos_dir = a.photos or Path(data)/'images'
         photos = query_photos(photos_dir, a.max_photos)
-        print(f'machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run')
+        png = bomb_png(a.attack_side) if a.attack else None
+        print(f'machine: {os.cpu_count()} CPUs, {load_avg()} before the run')
         port = free_port()
         url = f'http://127.0.0.1:{port}'
         log_path = work/'service.log'
+        results, soak, attack = [], None, None
         with open(log_path, 'wb') as log:
-            proc = start_service(model, index, data, work/'bench.sqlite', port, a.max_batch, log)
+            proc = start_service(model, index, data, work/'bench.sqlite', port, log)
             try:
                 health, startup = wait_until_up(url, proc, a.startup_timeout)
-                print(f"service up in {startup:.1f} s: {health['model']['arch']} input {health['model']['size']} px, "
-                      f"index {health['index']['kind']} of {health['index']['count']:,} photos ({health['index']['dim']}-d), "
-                      f"{len(photos)} query photos, k={a.k}, max_batch={a.max_batch}")
-                asyncio.run(load_level(url, photos, 1, min(2, a.seconds), a.k))  # warm-up
-                results = []
-                print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
-                for n in a.levels:
-                    r = asyncio.run(load_level(url, photos, n, a.seconds, a.k))
-                    results.append(r)
-                    print(f"{r['clients']:>7} {r['requests']:>8} {r['throughput_rps']:>7.1f} {r['p50_ms'] or float('nan'):>8.1f} "
-                          f"{r['p99_ms'] or float('nan'):>8.1f} {r['errors']:>6}", flush=True)
+                print(f"service up in {startup:.1f} s (pid {proc.pid}, RSS {rss_mb(proc.pid):.0f} MiB): {health['model']['arch']} "
+                      f"input {health['model']['size']} px, index {health['index']['kind']} of {health['index']['count']:,} photos "
+                      f"({health['index']['dim']}-d), {len(photos)} query photos, k={a.k} ({load_avg()})", flush=True)
+                if a.levels: results = run_levels(url, photos, a)
+                if a.soak_seconds > 0 and proc.poll() is None: soak = run_soak(url, photos, proc.pid, a)
+                if a.attack and proc.poll() is None: attack = run_attack(url, png, proc.pid, photos, a)
+                died = proc.poll() is not None
             finally:
                 proc.terminate()
                 try: proc.wait(20)
                 except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        if any(r['errors'] for r in results):
-            print('service log (tail):\n' + log_path.read_text(errors='replace')[-3000:])
+        errors = sum(r['errors'] for r in results) + (soak['errors'] if soak else 0)
+        failed = errors > 0 or died or (attack is not None and not attack['met'])
+        for r in results + ([soak] if soak else []):
+            for f in r['failures']: print(f"  failure ({r['clients']} clients): {f}")
+        if errors or died:  # the service's own lines, without uvicorn's one line per request
+            lines = [l for l in log_path.read_text(errors='replace').splitlines() if not l.startswith('INFO:     127.0.0.1:')]
+            print('service log (tail):\n' + '\n'.join(lines[-40:]))
+        print(f'done in {time.time()-t_start:.0f} s: {"FAILED" if failed else "ok"} ({errors} request errors'
+              f'{", the service died" if died else ""})')
         report = dict(machine=dict(cpus=os.cpu_count(), load_average=os.getloadavg(), platform=platform.platform(),
                                    python=platform.python_version()),
                       service=dict(model=health['model'], index=health['index'], startup_s=round(startup, 1)),
-                      seconds_per_level=a.seconds, k=a.k, max_batch=a.max_batch, results=results)
+                      seconds_per_level=a.seconds, k=a.k, results=results, soak=soak, attack=attack)
         if a.json: Path(a.json).write_text(json.dumps(report, indent=2) + '\n')
-        return 1 if any(r['errors'] for r in results) else 0
+        return 1 if failed else 0
 
 
 if __name__ == '__main__':
