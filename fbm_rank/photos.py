@@ -209,10 +209,13 @@ def _clean_task(task)->tuple:
     except PhotoError as e: return image_id,(e.reason, e.detail)
     return image_id,None
 
+_STOPS = {signal.SIGINT, *STOP_SIGNALS}
+
 def _quiet_worker():
     "In a worker process: Ctrl-C is the parent's to handle; SIGTERM ends the worker at once, without a traceback."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for s in STOP_SIGNALS: signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)   # blocked by the parent while it forked us
 
 @contextmanager
 def _workers(n_workers:int):
@@ -221,7 +224,11 @@ def _workers(n_workers:int):
     def run(tasks):
         nonlocal pool
         if n_workers <= 1 or len(tasks) < 2: return map(_clean_task, tasks)
-        if pool is None: pool = multiprocessing.Pool(n_workers, initializer=_quiet_worker)
+        if pool is None:
+            # a stop signal that lands mid-fork would be swallowed by the pool's start-up: hold it until the pool exists
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+            try: pool = multiprocessing.Pool(n_workers, initializer=_quiet_worker)
+            finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return pool.imap_unordered(_clean_task, tasks)
     try:
         yield run
