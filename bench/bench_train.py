@@ -13,14 +13,14 @@ from pathlib import Path
 from fbm_rank.paths import marketplace_dir, read_json
 from fbm_rank.prepare import prepare
 from fbm_rank.train import train, cache_features
-from fbm_rank.backbones import backbone
+from fbm_rank.backbones import backbone, DEFAULT_ARCH
 from fbm_rank.evaluate import format_metrics
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--prepared', type=Path, default=Path('~/.cache/fbm_rank/bench/prepared').expanduser())
     p.add_argument('--out', type=Path, default=Path('~/.cache/fbm_rank/bench/model').expanduser())
-    p.add_argument('--arch', default='efficientnet_lite0')
+    p.add_argument('--arch', default=DEFAULT_ARCH)
     p.add_argument('--size', type=int, default=None)
     p.add_argument('--epochs', type=int, default=None, help="train()'s default when omitted")
     p.add_argument('--views', default=None, help="comma-separated cached views, e.g. plain,flip; train()'s default when omitted")
