@@ -213,13 +213,14 @@ def _demo_pipeline(out:Path, args)->tuple:
     from fbm_rank.demo import demo_marketplace
     from fbm_rank.prepare import prepare, format_report
     from fbm_rank.train import train
+    from fbm_rank.backbones import DEFAULT_ARCH
     from fbm_rank.evaluate import format_metrics
     from fbm_rank.embed import embed_photos
     from fbm_rank.index import build_index_from
     data, show = demo_marketplace(), not args.quiet
     print(f'demo marketplace: {data}')
     print(format_report(prepare(data, out/'prepared', size=args.size, show_progress=show)))
-    print(format_metrics(train(out/'prepared', out/'model', arch='efficientnet_lite0', mode='cached', epochs=args.epochs,
+    print(format_metrics(train(out/'prepared', out/'model', arch=DEFAULT_ARCH, mode='cached', epochs=args.epochs,
                                size=args.size, bs=32, show_progress=training_bars(args))))
     meta = embed_photos(out/'model', out/'prepared', out/'emb', bs=32, show_progress=show)
     index = build_index_from([out/'emb'], out/'index', catalogue=out/'prepared')

@@ -130,7 +130,9 @@ def cleaned_jpeg(src, # the upload: a path, bytes or a binary file object
                  quality:int|None=None # JPEG quality; None: keep a clean square as it is, encode the rest at `JPEG_QUALITY`
                 )->bytes: # the JPEG that `clean_photo` writes
     "The bytes of `src` cleaned: a `size` x `size` RGB JPEG; raise `PhotoError` if it cannot be used."
-    if isinstance(src, (str, os.PathLike)) and Path(src).is_file(): src = Path(src).read_bytes()
+    if isinstance(src, (str, os.PathLike)) and Path(src).is_file():
+        try: src = Path(src).read_bytes()
+        except OSError as e: raise PhotoError(_describe(src), 'unreadable', e.strerror or str(e)) from None
     elif hasattr(src, 'read'): src = src.read()
     if quality is None and _already_clean(src, size): return bytes(src)
     img = open_photo(src, size=size)
