@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'MAX_PHOTOS', 'log', 'TOKEN_ENV', 'router', 'PHOTO_ERRORS', 'NOT_FOUND', 'WRITE_ERRORS',
            'STATIC_DIR', 'upload_bytes', 'photo_error_status', 'upload_photo', 'BodyTooLarge', 'BodyLimit',
-           'body_limit', 'internal_error', 'client_errors', 'Limits', 'get_service', 'get_limits', 'require_token',
-           'Problem', 'ModelInfo', 'IndexInfo', 'Counts', 'Health', 'Embedding', 'CategoryPrediction', 'SimilarListing',
-           'SimilarImages', 'Product', 'SimilarProducts', 'json_value', 'product_answer', 'results_answer', 'health',
-           'healthcheck', 'photo_answer', 'feature_embedding', 'predict_category', 'how_many', 'similar_images',
-           'product', 'product_similar', 'image', 'add_product', 'service_app', 'make_app', 'run']
+           'body_limit', 'internal_error', 'service_busy', 'client_errors', 'Limits', 'get_service', 'get_limits',
+           'require_token', 'Problem', 'ModelInfo', 'IndexInfo', 'Counts', 'Health', 'Embedding', 'CategoryPrediction',
+           'SimilarListing', 'SimilarImages', 'Product', 'SimilarProducts', 'json_value', 'product_answer',
+           'results_answer', 'health', 'healthcheck', 'photo_answer', 'feature_embedding', 'predict_category',
+           'how_many', 'similar_images', 'product', 'product_similar', 'image', 'add_product', 'service_app',
+           'make_app', 'run']
 
 # %% ../nbs/15_api.ipynb #0e1f3e23
 import contextlib, hmac, logging, os, time, uuid
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from .photos import PhotoError
 from .store import new_listing, count_stored
 from .predict import category_probabilities
-from .service import (Service, SERVICE_MAX_PIXELS, MAX_DECODES, load_service, start_batcher, query_jpeg, embed_query,
+from .service import (Service, ServiceBusy, SERVICE_MAX_PIXELS, MAX_DECODES, load_service, start_batcher, query_jpeg, embed_query,
                               similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing)
 
 # %% ../nbs/15_api.ipynb #cda221c8
@@ -106,6 +107,10 @@ async def internal_error(request:Request, e:Exception)->JSONResponse:
     request_id = uuid.uuid4().hex[:16]
     log.error('request %s: %s %s failed', request_id, request.method, request.url.path, exc_info=e)
     return JSONResponse({'detail': 'internal error', 'request_id': request_id}, 500, headers={'X-Request-ID': request_id})
+
+async def service_busy(request:Request, e:ServiceBusy)->JSONResponse:
+    "A 503 for a photo the model could not answer in time: the client may retry."
+    return JSONResponse({'detail': str(e)}, 503, headers={'Retry-After': '5'})
 
 @contextlib.contextmanager
 def client_errors():
@@ -324,6 +329,7 @@ def service_app(svc:Service, # from `service.load_service`
     app.state.service, app.state.limits = svc, limits
     app.add_middleware(BodyLimit, limit=body_limit(limits.max_bytes))
     app.add_exception_handler(PhotoError, _photo_error)
+    app.add_exception_handler(ServiceBusy, service_busy)
     app.add_exception_handler(Exception, internal_error)
     app.include_router(router)
     _add_page(app)
