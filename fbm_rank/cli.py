@@ -60,7 +60,7 @@ def _add_train(sub):
     p = sub.add_parser('train', help='train the category model on a prepared folder')
     p.add_argument('--data', required=True, help='prepared folder written by `fbm_rank prepare`')
     p.add_argument('--out', required=True, help='model folder to write')
-    p.add_argument('--arch', help="backbone: efficientnet_lite0 or resnet50 (default: `backbones.DEFAULT_ARCH`, efficientnet_lite0)")
+    p.add_argument('--arch', help="backbone: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 or resnet50 (default: `backbones.DEFAULT_ARCH`, efficientnet_lite0)")
     p.add_argument('--mode', default='cached', choices=['cached', 'fine_tune'], help='cached (CPU, default) or fine_tune (GPU)')
     p.add_argument('--epochs', type=int, default=8, help='training epochs')
     p.add_argument('--size', type=int, help="input side in pixels (default: the backbone's)")
