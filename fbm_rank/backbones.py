@@ -10,7 +10,7 @@ __all__ = ['RESNET50_FILES', 'BACKBONES', 'DEFAULT_ARCH', 'HEAD_FEATURES', 'FORM
            'write_model', 'save_model', 'read_description', 'load_model', 'model_fingerprint', 'photo_transform']
 
 # %% ../nbs/06_backbones.ipynb #a385c674
-import re, os, warnings, importlib
+import re, warnings, importlib
 from pathlib import Path
 import numpy as np, torch, torchvision, timm
 from torch import nn

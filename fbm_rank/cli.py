@@ -7,7 +7,7 @@ __all__ = ['USER_ERRORS', 'SUBCOMMANDS', 'INTERRUPTED', 'cmd_prepare', 'training
            'cmd_embed', 'cmd_index', 'rank_photo', 'cmd_similar', 'cmd_serve', 'cmd_demo', 'parser', 'main']
 
 # %% ../nbs/16_cli.ipynb #3b4da024
-import argparse, json, os, sys, time, warnings
+import argparse, json, sys, time, warnings
 from pathlib import Path
 
 # %% ../nbs/16_cli.ipynb #515a7b2a

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from .paths import atomic_path, write_json
 from .embed import read_embeddings, check_embeddings
 from .evaluate import retrieval_metrics
-from .index import ImageIndex, build_index, catalogue_table, search_rows, unit_queries
+from .index import ImageIndex, catalogue_table, search_rows, unit_queries
 
 # %% ../nbs/12_rank.ipynb #2d635f29
 RESULT_FIELDS = ['product_id', 'name', 'price', 'location', 'category', 'score', 'image_id']

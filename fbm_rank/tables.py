@@ -11,7 +11,6 @@ __all__ = ['PRODUCT_COLUMNS', 'IMAGE_COLUMNS', 'CUT_SHORT', 'MISSING_FIELDS', 'E
 # %% ../nbs/02_tables.ipynb #89278556
 import io, re, csv, math
 from pathlib import Path
-import numpy as np
 import pandas as pd
 from .paths import atomic_path
 

@@ -20,10 +20,10 @@ with warnings.catch_warnings():   # fastai.layers decorates a few functions with
     from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, aug_transforms,
                                    Normalize, DataLoaders, DataLoader, Learner, CrossEntropyLossFlat, accuracy, set_seed,
                                    vision_learner)
-from .paths import atomic_path, atomic_dir, read_json, fingerprint, resumable_chunks, clear_chunks
+from .paths import atomic_path, atomic_dir, fingerprint, resumable_chunks, clear_chunks
 from .labels import CategoryEncoder
 from .prepare import prepared_photo_size
-from .backbones import BACKBONES, DEFAULT_ARCH, backbone, backbone_weights, make_model, write_model
+from .backbones import DEFAULT_ARCH, backbone, backbone_weights, make_model, write_model
 
 # %% ../nbs/07_train.ipynb #053f1153
 def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `categories.json`, `images/`)
