@@ -10,6 +10,7 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
 lic = licenses[cfg['license']]
 reqs = cfg.get('requirements', '').split()
 dev_reqs = cfg.get('dev_requirements', '').split()
+ray_reqs = cfg.get('ray_requirements', '').split()
 scripts = [s.strip() for s in cfg.get('console_scripts', '').split() if s.strip()]
 
 setuptools.setup(
@@ -23,6 +24,6 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['fbm_rank', 'fbm_rank.*']),
     package_data={'fbm_rank': ['static/*']},
     include_package_data=True, python_requires='>=' + cfg['min_python'],
-    install_requires=reqs, extras_require={'dev': dev_reqs},
+    install_requires=reqs, extras_require={'dev': dev_reqs, 'ray': ray_reqs},
     entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False)
