@@ -7,10 +7,10 @@ __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'MAX_PHOTOS', 'log', 'TOKEN_ENV', 'router
            'STATIC_DIR', 'upload_bytes', 'photo_error_status', 'upload_photo', 'BodyTooLarge', 'BodyLimit',
            'body_limit', 'internal_error', 'service_busy', 'client_errors', 'Limits', 'get_service', 'get_limits',
            'require_token', 'Problem', 'ModelInfo', 'IndexInfo', 'Counts', 'Health', 'Embedding', 'CategoryPrediction',
-           'SimilarListing', 'SimilarImages', 'Product', 'SimilarProducts', 'json_value', 'product_answer',
-           'results_answer', 'health', 'healthcheck', 'photo_answer', 'feature_embedding', 'predict_category',
-           'how_many', 'similar_images', 'product', 'product_similar', 'image', 'add_product', 'service_app',
-           'make_app', 'run']
+           'SimilarListing', 'SimilarImages', 'Product', 'AddedProduct', 'SearchResults', 'ListingPrediction',
+           'SimilarProducts', 'json_value', 'product_answer', 'results_answer', 'health', 'healthcheck', 'photo_answer',
+           'feature_embedding', 'predict_category', 'how_many', 'similar_images', 'predict_listing_category', 'search',
+           'product', 'product_similar', 'image', 'add_product', 'service_app', 'make_app', 'run']
 
 # %% ../nbs/15_api.ipynb #0e1f3e23
 import contextlib, hmac, logging, os, time, uuid
@@ -23,10 +23,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 from .photos import PhotoError
-from .store import new_listing, count_stored
+from .store import new_listing, count_stored, FIELD_LIMITS
 from .predict import category_probabilities
 from .service import (Service, ServiceBusy, SERVICE_MAX_PIXELS, MAX_DECODES, load_service, start_batcher, query_jpeg, embed_query,
-                              similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing)
+                              similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing,
+                              search_listings, predict_listing)
+from .search import MAX_QUERY_CHARS
 
 # %% ../nbs/15_api.ipynb #cda221c8
 MB = 2**20
@@ -96,8 +98,8 @@ class BodyLimit:
 
 def body_limit(max_bytes:int # the largest photo accepted
               ): # a function: path -> the largest request body, in bytes
-    "The body limit of each path: one photo, or `MAX_PHOTOS` for a new listing, plus 1 MB of fields."
-    return lambda path: (MAX_PHOTOS if path == '/products' else 1)*max_bytes + MB
+    "The body limit of each path: one photo, or `MAX_PHOTOS` for a listing (new, or to predict), plus 1 MB of fields."
+    return lambda path: (MAX_PHOTOS if path in ('/products', '/predict/listing') else 1)*max_bytes + MB
 
 # %% ../nbs/15_api.ipynb #48391f6f
 log = logging.getLogger('fbm_rank.api')
@@ -181,6 +183,18 @@ class Product(BaseModel):
     price_raw: Optional[str] = None; location: Optional[str] = None; root_category: Optional[str] = None
     sub_category: Optional[str] = None; category_path: Optional[str] = None; image_ids: list[str]; added: bool
 
+class AddedProduct(Product):
+    "A listing as added: `category_predicted` when no category was given and the predicted one was stored."
+    category_predicted: bool = False
+
+class SearchResults(BaseModel):
+    "The listings that match a text query, best first (`query`: the words searched for)."
+    query: str; results: list[SimilarListing]
+
+class ListingPrediction(CategoryPrediction):
+    "A listing's category from what it was given (`used`: 'text', 'photos')."
+    used: list[str]
+
 class SimilarProducts(BaseModel):
     "A listing and the listings most similar to it."
     product: Product; results: list[SimilarListing]
@@ -240,6 +254,10 @@ def how_many(*counts, default:int=10)->int:
     "The first count given (the form's `k`, its `matches`, the query's `k`, its `matches`), else `default`."
     return next((c for c in counts if c is not None), default)
 
+def _cut(text, n:int):
+    "Over-long text is cut to its bound, not refused."
+    return None if text is None else text[:n]
+
 def _count_form(what): return Form(None, ge=1, description=f'{what} (1 to the service max_k)')
 
 @router.post('/predict/similar_images', response_model=SimilarImages, responses=PHOTO_ERRORS,
@@ -253,13 +271,34 @@ def similar_images(image:UploadFile=File(..., description='a photo'),
                    same_category:bool=Form(False, description='only listings of the predicted category'),
                    min_price:Optional[float]=Form(None, ge=0, description='lowest price, in pounds'),
                    max_price:Optional[float]=Form(None, ge=0, description='highest price, in pounds'),
+                   q:Optional[str]=Form(None, description=f'words beside the photo (a title), cut to {MAX_QUERY_CHARS} characters'),
                    svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     vector, probs = photo_answer(svc, limits, image)
     with client_errors():
         answer = similar_to_photo(svc, vector, probs, how_many(k, matches, k_query, matches_query), category,
-                                  same_category, min_price, max_price, limits.max_k)
+                                  same_category, min_price, max_price, limits.max_k, q=_cut(q, MAX_QUERY_CHARS))
     results = results_answer(answer['results'])
     return {**answer, 'results': results, 'similar_images': [r['image_id'] for r in results]}
+
+@router.post('/predict/listing', response_model=ListingPrediction, responses=PHOTO_ERRORS,
+             summary="A listing's root category from its title, description and photos (any of them)")
+def predict_listing_category(title:Optional[str]=Form(None, description="the listing's title"),
+                             description:Optional[str]=Form(None, description='its description'),
+                             photos:list[UploadFile]=File([], description=f'0 to {MAX_PHOTOS} photos'),
+                             svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
+    if len(photos) > MAX_PHOTOS: raise HTTPException(422, f'photos: at most {MAX_PHOTOS} photos per listing, got {len(photos)}')
+    jpegs = [upload_photo(svc, p, limits.max_bytes, p.filename or f'photo {i+1}') for i, p in enumerate(photos)]
+    with client_errors(): return predict_listing(svc, _cut(title, FIELD_LIMITS['name']), _cut(description, FIELD_LIMITS['description']), jpegs)
+
+@router.get('/search', response_model=SearchResults, summary='The listings that match words (keywords and the text model)')
+def search(q:str=Query('', description=f'the words to search for; cut to {MAX_QUERY_CHARS} characters'),
+           k:int=Query(10, ge=1, description='how many listings to return'),
+           category:Optional[str]=Query(None, max_length=300, description='only listings of this root category'),
+           min_price:Optional[float]=Query(None, ge=0, description='lowest price, in pounds'),
+           max_price:Optional[float]=Query(None, ge=0, description='highest price, in pounds'),
+           svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
+    with client_errors(): answer = search_listings(svc, _cut(q, MAX_QUERY_CHARS), k, category, min_price, max_price, limits.max_k)
+    return {**answer, 'results': results_answer(answer['results'])}
 
 # %% ../nbs/15_api.ipynb #2714f444
 @router.get('/products/{product_id}', response_model=Product, responses=NOT_FOUND, summary='A listing')
@@ -267,7 +306,7 @@ def product(product_id:str, svc:Service=Depends(get_service)):
     with client_errors(): return product_answer(listing_record(svc, product_id))
 
 @router.get('/products/{product_id}/similar', response_model=SimilarProducts, responses=NOT_FOUND,
-            summary='The listings most similar to a listing (by its photos)')
+            summary='The listings most similar to a listing (by its photos and text)')
 def product_similar(product_id:str, k:int=Query(10, ge=1, description='how many listings to return'),
                     svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     with client_errors():
@@ -284,20 +323,23 @@ def image(image_id:str, svc:Service=Depends(get_service)):
     return Response(found, media_type='image/jpeg', headers=headers)
 
 # %% ../nbs/15_api.ipynb #d945deb4
-@router.post('/products', response_model=Product, status_code=201, responses=WRITE_ERRORS, dependencies=[Depends(require_token)],
+@router.post('/products', response_model=AddedProduct, status_code=201, responses=WRITE_ERRORS, dependencies=[Depends(require_token)],
              summary='Add a listing: cleaned, embedded, indexed and stored')
 def add_product(name:str=Form(..., description="the listing's title"),
-                category:str=Form(..., description="the category path, e.g. 'Home & Garden / Garden & Patio'"),
+                category:Optional[str]=Form(None, description="the category path, e.g. 'Home & Garden / Garden & Patio'; none: the predicted root category"),
                 price:Optional[str]=Form(None, description="e.g. '£1,200' or '45.50'"),
                 location:Optional[str]=Form(None, description="e.g. 'Leeds, West Yorkshire'"),
                 description:Optional[str]=Form(None, description='free text'),
                 photos:list[UploadFile]=File(..., description=f'1 to {MAX_PHOTOS} photos of the item'),
                 svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     if len(photos) > MAX_PHOTOS: raise HTTPException(422, f'photos: at most {MAX_PHOTOS} photos per listing, got {len(photos)}')
-    with client_errors(): listing = new_listing(name, category, price, location, description)
+    predicted = not (category or '').strip()
+    with client_errors(): new_listing(name, 'Other Goods' if predicted else category, price, location, description)   # the fields, before the photos
     jpegs = [upload_photo(svc, p, limits.max_bytes, p.filename or f'photo {i+1}') for i, p in enumerate(photos)]
-    with client_errors(): added = add_listing(svc, listing, jpegs)
-    return product(added['product_id'], svc)
+    with client_errors():
+        if predicted: category = predict_listing(svc, name, description, jpegs)['category']
+        added = add_listing(svc, new_listing(name, category, price, location, description), jpegs)
+    return {**product(added['product_id'], svc), 'category_predicted': predicted}
 
 # %% ../nbs/15_api.ipynb #e7e63a11
 STATIC_DIR = Path(__file__).parent/'static' if '__file__' in globals() else Path('../fbm_rank/static').resolve()

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'index_layer', 'decoded_pixels', 'clean_query', 'ServiceBusy', 'FeatureBatcher',
-           'Service', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
-           'similar_to_listing', 'listing_record', 'photo_jpeg', 'add_listing']
+           'Service', 'model_text', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
+           'similar_to_listing', 'search_listings', 'predict_listing', 'listing_record', 'photo_jpeg', 'add_listing']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
 import io, queue, threading, time, uuid, warnings
@@ -21,7 +21,9 @@ from .backbones import load_model, model_fingerprint, photo_size
 from .predict import category_probabilities
 from .embed import photo_outputs
 from .index import load_index, add_to_index, catalogue_table
-from .rank import similar_products, similar_to_product
+from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_scored
+from .text import listing_text, load_text_model
+from .search import build_search, add_to_search, search_scores, query_terms, cached_embeddings
 from .store import (open_store, store_listing, remove_listing, stored_listings, stored_jpeg, transaction,
                             is_stored)
 
@@ -130,6 +132,8 @@ class Service:
     started: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock)
     batcher: FeatureBatcher = None # when running: batches the photos of concurrent requests
+    text_model: object = None # the `text.TextModel` of the model folder; None: photos only
+    search: object = None # the `search.ListingSearch` of the catalogue and the added listings
     @property
     def catalogue(self): return self.index.catalogue
     @property
@@ -174,6 +178,28 @@ def _add_stored(svc:Service):
     add_to_index(svc.index, vectors, added_photos, listings=added, skip_existing=True)
     svc.photos = pd.concat([svc.photos, added_photos.assign(path=None).set_index('image_id')])
 
+# %% ../nbs/14_service.ipynb #ad3e6795
+def model_text(model_dir # a model folder (`train`)
+              ): # its `text.TextModel`, or None when it has none
+    "The text model of a model folder."
+    try: from fbm_rank.fusion import load_text
+    except ImportError: load_text = None
+    if load_text is not None: return load_text(model_dir)
+    folder = Path(model_dir)/'text'
+    return load_text_model(folder) if (folder/'settings.json').is_file() else None
+
+def _texts(table:pd.DataFrame)->list:
+    descriptions = table['description'] if 'description' in table.columns else [None]*len(table)
+    return [listing_text(n, d) for n, d in zip(table['name'], descriptions)]
+
+def _load_search(svc:Service, model_dir:Path, cache_dir:Path):
+    "The search table of the catalogue (and added listings), its text embeddings cached by model and texts."
+    table, embeddings = svc.catalogue, None
+    if svc.text_model is not None:
+        files = sorted(p for p in (Path(model_dir)/'text').glob('*') if p.is_file())
+        embeddings = cached_embeddings(svc.text_model, _texts(table), cache_dir, fingerprint('text', *files))
+    svc.search = build_search(table, svc.text_model, embeddings)
+
 # %% ../nbs/14_service.ipynb #6d810718
 def load_service(model_dir, # a model folder (`train`)
                  index_dir, # an index folder (`index`)
@@ -195,6 +221,8 @@ def load_service(model_dir, # a model folder (`train`)
                   threading.Semaphore(max_decodes))
     _sync_embeddings(svc, _embedding_key(model_dir, layer))
     _add_stored(svc)
+    svc.text_model = model_text(model_dir)
+    _load_search(svc, model_dir, index_dir/'text_cache')
     return svc
 
 # %% ../nbs/14_service.ipynb #648072af
@@ -221,6 +249,23 @@ def start_batcher(svc:Service, # from `load_service`
     return svc.batcher
 
 # %% ../nbs/14_service.ipynb #114ddb38
+def _probabilities(svc:Service, text_probs, photo_probs)->np.ndarray:
+    "The category probabilities of a listing from its text's (None: no text) and its photos' (n x C, n >= 0)."
+    try: from fbm_rank.fusion import fuse_probabilities
+    except ImportError: fuse_probabilities = None
+    if fuse_probabilities is not None: return fuse_probabilities(svc.description.get('fusion'), text_probs, photo_probs)
+    parts = ([] if text_probs is None else [np.asarray(text_probs)]) + ([np.asarray(photo_probs).mean(0)] if len(photo_probs) else [])
+    if not parts: raise ValueError('no text and no photo to predict from')
+    return np.mean(parts, axis=0)
+
+def _text_query(svc:Service, text:str)->tuple:
+    "(product_id -> text cosine, category probabilities) of a listing text; (None, None) without text or a text model."
+    if svc.text_model is None or not text: return None, None
+    e = svc.text_model.embed([text])[0]
+    if not e.any(): return None, None   # no n-gram the model knows: nothing to compare
+    with svc.lock: cosine = pd.Series(svc.search.embeddings @ e, index=list(svc.search.product_ids))
+    return cosine, svc.text_model.predict_proba([text])[0]
+
 def similar_to_photo(svc:Service, # from `load_service`
                      vector:np.ndarray, # the photo's embedding, from `embed_query`
                      probs:np.ndarray, # its category probabilities
@@ -229,23 +274,70 @@ def similar_to_photo(svc:Service, # from `load_service`
                      same_category:bool=False, # only listings of the photo's predicted category
                      min_price:float=None, # lowest price, in pounds
                      max_price:float=None, # highest price, in pounds
-                     max_k:int=100 # the largest k allowed
+                     max_k:int=100, # the largest k allowed
+                     q:str=None # words beside the photo (a title): they join in when the service has a text model
                     )->dict: # category, probabilities and results (best first)
-    "The photo's category and the listings (marketplace and added) that look most like it."
+    "The photo's category and the listings (marketplace and added) most like it, by the photo and any words beside it."
+    cosine, text_probs = _text_query(svc, listing_text(q, None))
+    if cosine is not None: probs = _probabilities(svc, text_probs, np.asarray(probs)[None])
     answer = category_probabilities(probs, svc.description['vocab'])
     if same_category: category = answer['category']
+    filters = dict(k=k, category=category, min_price=min_price, max_price=max_price, max_k=max_k)
     with svc.lock:
-        results = similar_products(svc.index, None, vector[None], k=k, category=category, min_price=min_price,
-                                   max_price=max_price, max_k=max_k)
+        if cosine is None: results = similar_products(svc.index, None, vector[None], **filters)   # a photo alone: as it always ranked
+        else: results = similar_listings(svc.index, vector[None], cosine, dict(zip(svc.description['vocab'], probs)), **filters)
     return {**answer, 'results': results}
 
 def similar_to_listing(svc:Service, # from `load_service`
-                       product_id:str, # a listing with indexed photos
+                       product_id:str, # a listing of the catalogue
                        k:int=10, # listings to return
                        max_k:int=100 # the largest k allowed
                       )->list: # result dicts, best first, without the listing itself
-    "The listings most similar to a listing, by its photos."
-    with svc.lock: return similar_to_product(svc.index, None, product_id, k=k, max_k=max_k)
+    "The listings most similar to a listing, by its photos and its text (photos only without a text model)."
+    with svc.lock:
+        if svc.text_model is None: return similar_to_product(svc.index, None, product_id, k=k, max_k=max_k)
+        if product_id not in svc.catalogue.index: raise KeyError(f'product {product_id!r} not found')
+        row = svc.catalogue.loc[product_id]
+        has_photos = bool((svc.index.id_arrays()[1] == product_id).any())
+        vectors = product_vectors(svc.index, product_id) if has_photos else None
+    cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
+    if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
+    probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
+    with svc.lock: return similar_listings(svc.index, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k)
+
+def _first_photos(svc:Service)->dict:
+    "Each listing's first photo: the one a text result shows."
+    return svc.photos.reset_index().drop_duplicates('product_id').set_index('product_id').image_id.to_dict()
+
+def search_listings(svc:Service, # from `load_service`
+                    q:str, # what the buyer typed
+                    k:int=10, # listings to return
+                    category:str=None, # only listings of this root category
+                    min_price:float=None, # lowest price, in pounds
+                    max_price:float=None, # highest price, in pounds
+                    max_k:int=100 # the largest k allowed
+                   )->dict: # query (the words searched for) and results (best first)
+    "The listings (marketplace and added) that match a text query: keywords and the text model, blended."
+    terms = query_terms(q)
+    with svc.lock:
+        scores = search_scores(svc.search, q) if terms else pd.Series(dtype=float)
+        results = rank_scored(scores, svc.catalogue, k, None, category, min_price, max_price, max_k, image_ids=_first_photos(svc))
+    return {'query': ' '.join(terms), 'results': results}
+
+def predict_listing(svc:Service, # from `load_service`
+                    name:str=None, # the title (blank: absent)
+                    description:str=None, # the description (blank: absent)
+                    jpegs:list=() # cleaned photos, from `query_jpeg`
+                   )->dict: # category, probabilities (most likely first) and used (['text', 'photos'], what they came from)
+    "A listing's root category from whatever it has: its words, its photos, or both."
+    text = listing_text(name, description)
+    use_text = bool(text) and svc.text_model is not None
+    if not use_text and not len(jpegs):
+        raise ValueError('a listing needs a photo' + ('' if svc.text_model is None else ', a title or a description') + ' to predict its category')
+    photo_probs = np.stack([embed_query(svc, j)[1] for j in jpegs]) if len(jpegs) else np.zeros((0, len(svc.description['vocab'])), np.float32)
+    text_probs = svc.text_model.predict_proba([text])[0] if use_text else None
+    answer = category_probabilities(_probabilities(svc, text_probs, photo_probs), svc.description['vocab'])
+    return {**answer, 'used': ['text']*use_text + ['photos']*bool(len(jpegs))}
 
 def listing_record(svc:Service, # from `load_service`
                    product_id:str # a listing id
@@ -283,7 +375,9 @@ def add_listing(svc:Service, # from `load_service`
     with svc.lock:
         if listing['product_id'] in svc.catalogue.index: raise ValueError(f"product_id: {listing['product_id']} is already listed")
         store_listing(svc.store, listing, image_ids, jpegs, vectors)
-        try: add_to_index(svc.index, vectors, ids, listings=pd.DataFrame([{**listing, 'n_photos': len(jpegs)}]))
+        try:
+            if svc.search is not None: add_to_search(svc.search, [listing['product_id']], [listing['name']], [listing.get('description')])
+            add_to_index(svc.index, vectors, ids, listings=pd.DataFrame([{**listing, 'n_photos': len(jpegs)}]))
         except BaseException:
             remove_listing(svc.store, listing['product_id']); raise
         svc.photos = pd.concat([svc.photos, ids.assign(path=None).set_index('image_id')])

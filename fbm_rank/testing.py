@@ -11,11 +11,22 @@ from pathlib import Path
 import torch
 
 # %% ../nbs/99_testing.ipynb #08d65b37
+def _demo_text_model(prepared:Path, model_dir:Path):
+    "A small text model of the demo listings in `model_dir/text`, named in model.json as `train` names it."
+    from fbm_rank.text import text_listings, train_text_model, save_text_model
+    from fbm_rank.labels import CategoryEncoder
+    from fbm_rank.paths import read_json, write_json
+    model = train_text_model(text_listings(prepared), CategoryEncoder.load(prepared/'categories.json'), dims=16)
+    save_text_model(model, model_dir/'text')
+    meta = read_json(model_dir/'model.json')
+    write_json({**meta, 'text': {'folder': 'text', 'metrics': {}}}, model_dir/'model.json')
+
 def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
                  size:int=64, # side of the model input
                  photo_size:int=None, # side of the cleaned photos; `size` when None
                  arch:str=None, # a key of `backbones.BACKBONES`; `backbones.DEFAULT_ARCH` when None
-                 seed:int=0 # seed for the model's random head
+                 seed:int=0, # seed for the model's random head
+                 text:bool=False # also train a small text model into `model/text` (as `train` does), recorded in model.json
                 )->dict: # paths: prepared, model, index
     "Build a small working service (prepared demo data, an ImageNet model with an untrained head, its index) under `dest`."
     from fbm_rank.demo import demo_marketplace
@@ -31,6 +42,7 @@ def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
     torch.manual_seed(seed)
     model = make_model(arch, len(vocab), pretrained=True)
     save_model(model, paths['model'], dict(arch=arch, vocab=vocab, size=size, training={'photo_size': photo_size}))
+    if text: _demo_text_model(paths['prepared'], paths['model'])
     embed_photos(paths['model'], paths['prepared'], dest/'emb', show_progress=False)
     build_index_from(dest/'emb', paths['index'], catalogue=paths['prepared'])
     return paths

@@ -1,5 +1,6 @@
-// fbm_rank web page: send a photo to the service, show its category and the most similar listings;
-// a click on a listing shows the listings similar to it. Plain DOM, no build step.
+// fbm_rank web page: send a photo (and an optional title) to the service, show its category and the most similar
+// listings, or search listings by words; a click on a listing shows the listings similar to it (by its photos and
+// text). Plain DOM, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -83,6 +84,8 @@ async function search(file) {
   form.append("k", String(k));
   if (maxPrice) form.append("max_price", maxPrice);
   if ($("same-category").checked) form.append("same_category", "true");
+  const title = $("title-input").value.trim();
+  if (title) form.append("q", title);
   say("Looking for similar listings…");
   $("similar-section").hidden = true;
   try {
@@ -96,6 +99,7 @@ async function search(file) {
     }
     const data = await resp.json();
     showPrediction(data.category, data.probabilities);
+    $("results-title").textContent = "Most similar listings";
     fillGrid($("results"), data.results);
     $("results-section").hidden = false;
     say(`${data.results.length} similar listing${data.results.length === 1 ? "" : "s"}.`);
@@ -127,6 +131,26 @@ async function showSimilar(productId, fromCard) {
   }
 }
 
+async function searchWords(q) {
+  const { k, maxPrice } = options();
+  const params = new URLSearchParams({ q, k: String(k) });
+  if (maxPrice) params.set("max_price", maxPrice);
+  say("Searching…");
+  $("similar-section").hidden = true;
+  try {
+    const resp = await fetch(`/search?${params}`);
+    if (!resp.ok) { $("results-section").hidden = true; say(await errorText(resp), true); return; }
+    const data = await resp.json();
+    $("prediction").hidden = true;
+    $("results-title").textContent = data.query ? `Listings matching “${data.query}”` : "No words to search for";
+    fillGrid($("results"), data.results);
+    $("results-section").hidden = false;
+    say(`${data.results.length} listing${data.results.length === 1 ? "" : "s"} found.`);
+  } catch (e) {
+    say(`The service did not answer: ${e.message}`, true);
+  }
+}
+
 function choose(file) {
   if (!file) return;
   const url = URL.createObjectURL(file);
@@ -147,6 +171,8 @@ function wire() {
   zone.addEventListener("drop", (e) => choose(e.dataTransfer.files[0]));
   $("options").addEventListener("change", () => { if (lastFile) search(lastFile); });
   $("options").addEventListener("submit", (e) => e.preventDefault());
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); searchWords($("search-input").value); });
+  $("title-input").addEventListener("change", () => { if (lastFile) search(lastFile); });
   $("close-similar").addEventListener("click", () => {
     $("similar-section").hidden = true;
     document.querySelectorAll(".card.active").forEach((c) => c.classList.remove("active"));

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Similar listings and search on the real marketplace data: the accuracy table of fbm_rank's text + photo ranking, reproduced.
+
+Validation listings (products the models never saw) query the training listings; precision@10 is the share of a
+query's 10 results in its root category, and in its `Root / Sub` category. Rows:
+  - photo: the best photo pair's cosine (the embedding folder of the photo model);
+  - text: the cosine of the text model's embeddings (fbm_rank.text);
+  - naive fusion: their mean;
+  - fused: fbm_rank.rank.fused_similarity with FUSION_WEIGHTS (photo/text blend, the text model's probability of the
+    candidate's root category, the vote of the nearest listings' sub-categories). The weights are tuned on TRAINING
+    listings querying other training listings (`--tune` prints that grid; both models were trained on those listings,
+    so the training figures are high, and only their order is used), never on the validation figures.
+Search: validation titles are the queries (fbm_rank.search.search_scores over the whole catalogue, the query's own
+listing left out), P@10 by sub-category, and the latency p50/p99 of service-like scoring + ranking per query.
+Each figure is printed with the load average when it was measured.
+
+    .venv/bin/python bench/bench_listings.py --emb ~/.cache/fbm_rank/real/rank/emb       # the photo embeddings of `fbm_rank embed`
+    .venv/bin/python bench/bench_listings.py --emb EMB --text MODEL/text --tune
+
+The prepared folder is `$FBM_WORK/prepared` (default ~/.cache/fbm_rank/real/prepared); a text model is trained
+(about a minute) unless `--text` names a saved one.
+"""
+import argparse, os, time
+from pathlib import Path
+import numpy as np, pandas as pd
+from fbm_rank.paths import marketplace_dir
+from fbm_rank.prepare import prepare
+from fbm_rank.labels import CategoryEncoder
+from fbm_rank.embed import read_embeddings
+from fbm_rank.text import text_listings, train_text_model, load_text_model
+from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_scored
+from fbm_rank.search import build_search, search_scores
+from fbm_rank.index import catalogue_table
+
+def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
+
+def product_photo_matrix(v, codes, q, t):
+    "Best photo-pair cosine of query products `q` against candidate products `t` (codes: product of each photo row, sorted)."
+    qi, ti = np.flatnonzero(np.isin(codes, q)), np.flatnonzero(np.isin(codes, t))
+    s = v[qi] @ v[ti].T
+    s = np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[ti])) + 1], axis=1)
+    return np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[qi])) + 1], axis=0)
+
+def p_at(s, q_lab, t_lab, own=None, k=10):
+    s = s if own is None else np.where(own, -np.inf, s)
+    top = np.argpartition(-s, k, axis=1)[:, :k]
+    return round(float((t_lab[top] == q_lab[:, None]).mean()), 4)
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--emb', type=Path, required=True, help='photo embedding folder (`fbm_rank embed`)')
+    p.add_argument('--text', type=Path, help='a saved text model folder; trained when absent')
+    p.add_argument('--work', type=Path, default=Path(os.environ.get('FBM_WORK', Path.home()/'.cache'/'fbm_rank'/'real')))
+    p.add_argument('--tune', action='store_true', help='print the tuning grid on training listings')
+    p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
+    a = p.parse_args()
+    prepared = a.work/'prepared'
+    if not (prepared/'report.json').is_file(): prepare(marketplace_dir(), prepared, show_progress=False)
+    listings = text_listings(prepared)
+    model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'))
+    v, ids, _ = read_embeddings(a.emb)
+    keep = ids.product_id.isin(listings.product_id).to_numpy()
+    prods = ids.product_id[keep].drop_duplicates().to_numpy()
+    order = np.argsort(pd.Categorical(ids.product_id[keep], categories=prods).codes, kind='stable')
+    v, codes = v[keep][order], pd.Categorical(ids.product_id[keep], categories=prods).codes[order]
+    L = listings.set_index('product_id').loc[prods]
+    valid, root, sub = L.is_valid.to_numpy(), L.root_category.to_numpy(), L.sub_category.to_numpy()
+    T, probs = model.embed(L.text), model.predict_proba(L.text)
+    col = {c: i for i, c in enumerate(model.vocab)}
+    vi, ti = np.flatnonzero(valid), np.flatnonzero(~valid)
+    print(f'{len(prods)} listings with photos: {len(vi)} validation query {len(ti)} training; load {load()}', flush=True)
+    def parts(q):
+        return (product_photo_matrix(v, codes, q, ti), T[q] @ T[ti].T, probs[q][:, [col[c] for c in root[ti]]])
+    P, X, C = parts(vi)
+    rows = [('photo', P), ('text', X), ('naive fusion', (P + X)/2), ('fused', fused_similarity(P, X, C, sub[ti]))]
+    print(f"{'ranking':14s} root_p@10 sub_p@10  load")
+    for name, s in rows: print(f'{name:14s} {p_at(s, root[vi], root[ti]):9.4f} {p_at(s, sub[vi], sub[ti]):8.4f}  {load()}', flush=True)
+    if a.tune:
+        tq = np.sort(np.random.default_rng(0).choice(ti, min(1200, len(ti)), replace=False))
+        Pt, Xt, Ct = parts(tq)
+        own = tq[:, None] == ti[None, :]
+        print('tuning on training listings (own listing left out): photo category vote neighbours -> root sub')
+        for w in (0.3, 0.4, 0.5, 0.6):
+            for c in (0.2, 0.4):
+                for vote in (0.2, 0.4):
+                    for n in (10, 30):
+                        s = fused_similarity(np.where(own, -1e3, Pt), Xt, Ct, sub[ti], dict(photo=w, category=c, vote=vote, neighbours=n))
+                        print(w, c, vote, n, '->', p_at(s, root[tq], root[ti], own), p_at(s, sub[tq], sub[ti], own), flush=True)
+    # search: validation titles query the whole catalogue (their own listing left out)
+    cat = catalogue_table(prepared)
+    t0 = time.perf_counter(); search = build_search(cat, model); build_s = time.perf_counter() - t0
+    lab = listings.set_index('product_id').sub_category
+    queries = listings[listings.is_valid]
+    hits, times = [], []
+    for n, (pid, name) in enumerate(zip(queries.product_id, cat.loc[queries.product_id, 'name'])):
+        t0 = time.perf_counter()
+        res = rank_scored(search_scores(search, name), cat, k=10, exclude_product=pid)
+        times.append(time.perf_counter() - t0)
+        if res: hits.append(np.mean([lab[r['product_id']] == lab[pid] for r in res]))
+    t = np.array(times)*1000
+    print(f'search: {len(queries)} validation titles over {len(cat)} listings (table built in {build_s:.1f} s): '
+          f'sub_p@10 {np.mean(hits):.4f}, latency p50 {np.percentile(t, 50):.1f} ms p99 {np.percentile(t, 99):.1f} ms; load {load()}', flush=True)
+    print(f'FUSION_WEIGHTS {FUSION_WEIGHTS}')
+
+if __name__ == '__main__': main()
