@@ -13,8 +13,20 @@ Prints photos/s of both, their ratio and the 1-minute load average before and af
 run: the ratio depends on the machine and on how busy it is, so quote it with the load average.
 
     python bench/bench_embed.py [--n 256] [--bs 64] [--model MODEL_DIR]
+
+With `--tta` it measures test-time augmentation instead. 
+One pass over every photo of a prepared folder and one over its mirror image give the model's three outputs
+(pooled features, the head's hidden layer, the probabilities) of both views, exactly as `embed.batch_outputs`
+computes them; the plain outputs and the averaged ones (`tta=True`) are then scored the same way:
+- category accuracy per validation photo and per validation product (`evaluate.evaluate_predictions`);
+- precision@10 and same-product recall@1 of the validation photos against the training photos
+  (`evaluate.retrieval_metrics`), for each embedding layer;
+and the seconds per photo of a plain and of a mirrored batch. The outputs are kept in `--cache` (a .npz), so a
+rerun only scores.
+
+    python bench/bench_embed.py --tta [--model M] [--prepared P] [--queries 1000 --index 3000] [--threads 1]
 """
-import argparse, os, tempfile, time
+import argparse, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
@@ -22,7 +34,10 @@ from PIL import Image
 from fbm_rank.paths import marketplace_dir
 from fbm_rank.labels import ROOT_CATEGORIES
 from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, photo_transform
-from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS
+from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS, _outputs, batch_outputs
+from fbm_rank.backbones import model_fingerprint
+from fbm_rank.evaluate import evaluate_predictions, retrieval_metrics
+import pandas as pd
 
 def naive_vector(model, x):
     "The default layer's vector of one photo, computed as a plain loop would: autograd on, default layout."
@@ -60,4 +75,74 @@ def main():
     print(f'fbm_rank   : {len(photos)/ours_s:7.1f} photos/s  (load average {load_ours[0]:.2f} -> {load_ours[1]:.2f})')
     print(f'ratio      : {naive_s/ours_s:7.2f}x')
 
-if __name__ == '__main__': main()
+REAL = Path.home()/'.cache/fbm_rank/real'
+
+def views(model, tfm, paths, bs):
+    "The three outputs of every photo and of its mirror image, and the seconds the plain and the mirrored passes took."
+    plain, mirror, secs = [], [], [0., 0.]
+    with torch.inference_mode():
+        for i in range(0, len(paths), bs):
+            x = torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]])
+            t = time.perf_counter(); plain.append([o.numpy() for o in _outputs(model, x)]); secs[0] += time.perf_counter() - t
+            t = time.perf_counter(); mirror.append([o.numpy() for o in _outputs(model, x.flip(3))]); secs[1] += time.perf_counter() - t
+            if i % (bs*20) == 0: print(f'  {i+len(x)}/{len(paths)} photos, load average {os.getloadavg()[0]:.1f}', flush=True)
+    cat = lambda parts: [np.concatenate([p[j] for p in parts]) for j in range(3)]
+    return cat(plain), cat(mirror), secs
+
+def scores(outs, t, vocab):
+    pooled, hidden, probs = map(torch.from_numpy, outs)
+    valid = t.is_valid.to_numpy()
+    m = evaluate_predictions(probs.numpy()[valid], t.label.to_numpy()[valid], t.product_id.to_numpy()[valid], vocab)
+    row = {'accuracy': m['accuracy'], 'product_accuracy': m['product_accuracy']}
+    for layer, f in EMBEDDING_LAYERS.items():
+        v = F.normalize(f(pooled, hidden, probs), dim=1).numpy()
+        r = retrieval_metrics(v, t.root_category, t.product_id, t.is_valid, 10)
+        row[f'{layer} P@10'], row[f'{layer} R@1'] = r['precision_at_10'], r['same_product_recall_at_1']
+    return row
+
+def tta_main(argv=None):
+    p = argparse.ArgumentParser(description='bench_embed.py --tta: test-time augmentation (the mirror image) measured on the real data')
+    p.add_argument('--tta', action='store_true')
+    p.add_argument('--model', type=Path, default=REAL/'rank'/'model')
+    p.add_argument('--prepared', type=Path, default=REAL/'prepared')
+    p.add_argument('--bs', type=int, default=64)
+    p.add_argument('--cache', type=Path, default=Path('/tmp/fbm_rank_tta_outputs.npz'))
+    p.add_argument('--queries', type=int, default=0, help='validation photos to score (a random sample; 0: all)')
+    p.add_argument('--index', type=int, default=0, help='training photos they are ranked against (a random sample; 0: all)')
+    p.add_argument('--threads', type=int, default=0, help='torch threads (0: as torch chooses; 1 is faster on a busy machine)')
+    a = p.parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    t = pd.read_parquet(a.prepared/'training.parquet').reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    pick = lambda rows, n: rows if not n or n >= len(rows) else np.sort(rng.choice(rows, n, replace=False))
+    t = t.iloc[np.sort(np.concatenate([pick(np.flatnonzero(t.is_valid), a.queries), pick(np.flatnonzero(~t.is_valid), a.index)]))].reset_index(drop=True)
+    model, desc = load_model(a.model)
+    model = model.to(memory_format=torch.channels_last).eval()
+    key = model_fingerprint(a.model) + str(len(t)) + str(list(t.image_id[:3]))
+    if a.cache.exists() and str(np.load(a.cache)['key']) == key:
+        z = np.load(a.cache); plain, mirror, secs = [z[f'p{j}'] for j in range(3)], [z[f'm{j}'] for j in range(3)], list(z['secs'])
+    else:
+        load0 = os.getloadavg()[0]
+        plain, mirror, secs = views(model, photo_transform(desc), [a.prepared/q for q in t.path], a.bs)
+        print(f'load average {load0:.1f} -> {os.getloadavg()[0]:.1f} during the passes')
+        np.savez(a.cache, key=key, secs=secs, **{f'p{j}': plain[j] for j in range(3)}, **{f'm{j}': mirror[j] for j in range(3)})
+    # the averaged outputs here are what `batch_outputs(..., tta=True)` returns: checked on the first photos
+    x = torch.stack([photo_transform(desc)(Image.open(a.prepared/q)) for q in t.path[:8]])
+    v, pr = batch_outputs(model, x, tta=True)
+    avg = [(plain[j][:8] + mirror[j][:8])/2 for j in range(3)]
+    ref = F.normalize(EMBEDDING_LAYERS['pooled_category'](*map(torch.from_numpy, avg)), dim=1).numpy()
+    print(f'check against batch_outputs(tta=True): max difference {max(np.abs(v - ref).max(), np.abs(pr - avg[2]).max()):.1e}')
+    vocab = list(desc['vocab'])
+    rows = {'plain': scores(plain, t, vocab), 'mirror only': scores(mirror, t, vocab),
+            'tta (mean of both)': scores([(a_ + b_)/2 for a_, b_ in zip(plain, mirror)], t, vocab)}
+    print(f'{len(t)} photos ({int(t.is_valid.sum())} validation), model {a.model} ({desc["arch"]}, {desc["size"]} px)')
+    print(pd.DataFrame(rows).T.round(4).to_string())
+    valid, label = t.is_valid.to_numpy(), t.label.to_numpy()
+    right = {k: o[2][valid].argmax(1) == label[valid] for k, o in (('plain', plain), ('tta', [(plain[2] + mirror[2])/2]*3))}
+    print(f"validation photos right only with tta: {int((right['tta'] & ~right['plain']).sum())}, "
+          f"right only without: {int((right['plain'] & ~right['tta']).sum())} (of {int(valid.sum())})")
+    print(f'seconds per photo: plain {secs[0]/len(t)*1000:.1f} ms, mirrored pass {secs[1]/len(t)*1000:.1f} ms '
+          f'(tta costs both), {torch.get_num_threads()} threads, load average now {os.getloadavg()[0]:.1f}')
+
+
+if __name__ == '__main__': tta_main() if '--tta' in sys.argv else main()

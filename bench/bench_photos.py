@@ -5,13 +5,16 @@ squares three ways, each into its own temporary folder, and prints images per se
 
 - naive: one process; open, convert to RGB, resize (Lanczos) so the long side is 256, paste centred on a black
   256 x 256 canvas, save as JPEG quality 95; the same filter and quality as fbm_rank, so the difference is the
-  JPEG draft decoding, `reducing_gap` and the worker processes;
+  JPEG draft decoding (at the scale whose long side still covers the square, which leaves most 1024 px JPEGs
+  nothing to resample), `reducing_gap` and the worker processes;
 - fbm_rank, 1 process: `clean_photos(..., n_workers=0)` (draft decoding and `reducing_gap`, no parallelism);
   none of the uploads is a 256 px square already, so every one is encoded at quality 95, as in the naive recipe;
 - fbm_rank, all cores: `clean_photos(...)` with its default workers.
 
 Each is run `--repeats` times (alternating), and the best wall time counts. The CPU seconds (this process and
-its workers) are printed too: on a machine shared with other work, wall time understates what more cores give.
+its workers) are printed too, with their ratio to naive's: on a machine shared with other work, wall time
+understates what more cores give, and the CPU ratio is the figure that survives a busy machine. The 1-minute
+load average is printed before and after each recipe's runs: quote a figure with it.
 Usage:
     .venv/bin/python bench/bench_photos.py [--repeats 3] [--size 256]
 """
@@ -62,17 +65,21 @@ def main():
         f'fbm_rank, {cores} cores': lambda dest: clean_photos(src, dest, args.size, show_progress=False),
     }
     best = {name: (float('inf'), float('inf')) for name in recipes}
+    loads = {name: [] for name in recipes}
     for _ in range(args.repeats):
         for name, f in recipes.items():
+            loads[name].append(os.getloadavg()[0])
             seconds, cpu, n_out = timed(f)
+            loads[name].append(os.getloadavg()[0])
             if n_out != n_files: raise SystemExit(f'{name} wrote {n_out} of {n_files} photos')
             best[name] = min(best[name], (seconds, cpu))
     print(f'{n_files} uploads from {src} -> {args.size} px squares; best of {args.repeats}; '
           f'{cores} cores, Python {platform.python_version()}, Pillow {PIL.__version__}, '
           f'load average {os.getloadavg()[0]:.1f}')
-    naive = n_files/best['naive, 1 process'][0]
+    naive, naive_cpu = n_files/best['naive, 1 process'][0], best['naive, 1 process'][1]
     for name, (seconds, cpu) in best.items():
         rate = n_files/seconds
-        print(f'{name:22} {seconds:6.2f} s  {rate:7.1f} images/s  x{rate/naive:.2f} of naive  ({cpu:.2f} CPU s)')
+        print(f'{name:22} {seconds:6.2f} s  {rate:7.1f} images/s  x{rate/naive:.2f} of naive  '
+              f'({cpu:.2f} CPU s, x{naive_cpu/cpu:.2f} less than naive)  load average {min(loads[name]):.1f}-{max(loads[name]):.1f}')
 
 if __name__ == '__main__': main()

@@ -12,7 +12,7 @@ import numpy as np, torch
 from .paths import progress
 from .photos import PhotoError
 from .backbones import load_model, photo_size
-from .embed import clean_image, photo_outputs
+from .embed import clean_image, photo_outputs, torch_device
 
 # %% ../nbs/09_predict.ipynb #1b6629e9
 def _photo_name(src, i:int)->str: return str(src) if isinstance(src, (str, os.PathLike)) else f'upload {i}'
@@ -38,7 +38,9 @@ def predict_photos(model, # a category model (vision_learner layout), e.g. from 
                    photos, # paths, bytes or PIL images of photos, raw uploads or cleaned squares
                    bs:int=32, # photos per forward pass
                    names=None, # a name per photo for the results; paths (or `upload <i>` for bytes) when None
-                   show_progress:bool=False # progress over the batches
+                   show_progress:bool=False, # progress over the batches
+                   tta:bool=False, # average each photo's probabilities with its mirror image's (twice the work)
+                   device=None # where to compute (the model is moved there); None: 'cuda' when available, else 'cpu'
                   )->list: # one dict per photo, in input order
     "Predict the category of each photo; an unusable photo gets an error entry and the others go on."
     photos, vocab = list(photos), list(description['vocab'])
@@ -52,15 +54,16 @@ def predict_photos(model, # a category model (vision_learner layout), e.g. from 
             try: squares.append(clean_image(photos[i], description)); done.append(i)
             except (PhotoError, OSError) as e: results[i] = photo_error(names[i], e)
         if not squares: continue
-        _, probs = photo_outputs(model, description, squares, bs=bs)
+        _, probs = photo_outputs(model, description, squares, bs=bs, tta=tta, device=device)
         for i, p in zip(done, probs): results[i] = dict(photo=names[i], **category_probabilities(p, vocab))
     return results
 
 # %% ../nbs/09_predict.ipynb #d6a7f59e
 def load_predictor(model_dir, # a model folder written by `backbones.save_model` (`train`)
-                   device=None # torch device; 'cuda' when available, else 'cpu'
+                   device=None, # torch device; 'cuda' when available, else 'cpu'
+                   tta:bool=False # average each photo's probabilities with its mirror image's
                   ): # a function: photos -> predictions, as `predict_photos`
     "Load the model in `model_dir` and return `predict_photos` bound to it."
     model, description = load_model(model_dir)
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    return partial(predict_photos, model.to(device).eval(), description)
+    device = torch_device(device)
+    return partial(predict_photos, model.to(device).eval(), description, tta=tta, device=device)

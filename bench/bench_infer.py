@@ -1,0 +1,120 @@
+"""Inference engines for the category model against the CPU's compute ceiling: torch eager, torch.compile, ONNX Runtime.
+
+- compute per photo: the model's floating-point operations for one photo, counted by
+  `torch.utils.flop_counter.FlopCounterMode` (a multiply-add is 2 operations; convolutions and matrix products
+  only, which is where nearly all the work is);
+- the machine's rate: float32 matrix products (`torch.mm`, `--matmul` square) with the same threads, GFLOP/s,
+  measured in the same run; the ceiling is that rate over the compute per photo, in photos/s;
+- each engine computes the three outputs every embedding layer is made from (pooled features, the head's hidden
+  layer, the probabilities: `embed._outputs`) for `--n` real cleaned photos, `--bs` at a time, best of
+  `--repeats`; its throughput is printed with its share of the ceiling, the load average before and after, and
+  its largest difference to eager (the engines must agree within 1e-4 to count);
+- torch.compile (default mode, inductor) and ONNX Runtime (the model exported with a dynamic batch; skipped when
+  `onnxruntime`/`onnx` are not installed) are each timed after their warm-up, whose seconds are printed apart.
+
+    python bench/bench_infer.py [--model MODEL_DIR] [--n 128] [--bs 32] [--repeats 3] [--threads 1] [--engines eager,onnx]
+"""
+import argparse, os, tempfile, time, warnings
+from pathlib import Path
+import numpy as np, torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+from fbm_rank.paths import marketplace_dir
+from fbm_rank.labels import ROOT_CATEGORIES
+from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, photo_transform
+from fbm_rank.embed import _outputs
+
+REAL_MODEL = Path.home()/'.cache/fbm_rank/real/rank/model'
+
+class Outputs(torch.nn.Module):
+    "The model's three outputs as one module, for the engines that take a module."
+    def __init__(self, model): super().__init__(); self.model = model
+    def forward(self, x): return _outputs(self.model, x)
+
+def load(): return os.getloadavg()[0]
+
+def matmul_gflops(n:int, seconds:float=3.0)->float:
+    "The best float32 `torch.mm` rate of an `n` x `n` product, GFLOP/s, over about `seconds`."
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2): a @ b
+    best, end = float('inf'), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+    return 2*n**3/best/1e9
+
+def flops_per_photo(module, x)->int:
+    with FlopCounterMode(display=False) as counter, torch.inference_mode(): module(x[:1])
+    return counter.get_total_flops()
+
+def timed(run, x, bs, repeats):
+    "Best seconds of `run` over all of `x` in batches, and the outputs."
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter(); outs = [run(x[i:i+bs]) for i in range(0, len(x), bs)]; best = min(best, time.perf_counter() - t)
+    return best, [np.concatenate([o[j] for o in outs]) for j in range(3)]
+
+def onnx_runner(module, x, d):
+    import onnxruntime as ort
+    path = Path(d)/'model.onnx'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(module, (x[:2],), str(path), input_names=['x'], output_names=['pooled', 'hidden', 'probs'],
+                          dynamic_axes={k: {0: 'batch'} for k in ('x', 'pooled', 'hidden', 'probs')}, dynamo=False)
+    opts = ort.SessionOptions(); opts.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+    return lambda xb: session.run(None, {'x': xb.numpy()}), f'onnxruntime {ort.__version__}'
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--model', type=Path, help=f'a model folder (default: {REAL_MODEL} if there, else an untrained head on ImageNet {DEFAULT_ARCH})')
+    p.add_argument('--n', type=int, default=128, help='photos')
+    p.add_argument('--bs', type=int, default=32)
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--matmul', type=int, default=1024, help='side of the square matrices for the machine rate')
+    p.add_argument('--engines', default='eager,compile,onnx')
+    p.add_argument('--threads', type=int, default=0, help='torch and ONNX Runtime threads (0: as torch chooses)')
+    a = p.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
+    with tempfile.TemporaryDirectory() as d:
+        model_dir = a.model or (REAL_MODEL if (REAL_MODEL/'model.json').exists() else None)
+        if model_dir is None:
+            model_dir = Path(d)/'model'
+            save_model(make_model(DEFAULT_ARCH, len(ROOT_CATEGORIES)), model_dir, dict(arch=DEFAULT_ARCH, vocab=list(ROOT_CATEGORIES)))
+        model, desc = load_model(model_dir)
+        model = model.to(memory_format=torch.channels_last).eval()
+        tfm = photo_transform(desc)
+        x = torch.stack([tfm(Image.open(f)) for f in sorted((marketplace_dir()/'images').glob('*.jpg'))[:a.n]])
+        module = Outputs(model).eval()
+        flops = flops_per_photo(module, x)
+        l0 = load(); rate = matmul_gflops(a.matmul); l1 = load()
+        ceiling = rate*1e9/flops
+        print(f'{desc["arch"]} at {x.shape[-1]} px, {len(x)} photos, batch {a.bs}, best of {a.repeats}, {torch.get_num_threads()} threads, '
+              f'{os.cpu_count()} cores, torch {torch.__version__}')
+        print(f'compute per photo {flops/1e9:.3f} GFLOP; float32 matmul {a.matmul}^2: {rate:.1f} GFLOP/s (load average {l0:.1f} -> {l1:.1f}); '
+              f'ceiling {ceiling:.1f} photos/s')
+        engines = {}
+        def eager(xb):
+            with torch.inference_mode(): return [o.numpy() for o in _outputs(model, xb)]
+        engines['eager'] = (eager, 'torch eager, channels_last, inference_mode')
+        if 'compile' in a.engines:
+            compiled = torch.compile(module)
+            def comp(xb):
+                with torch.inference_mode(): return [o.numpy() for o in compiled(xb)]
+            engines['compile'] = (comp, 'torch.compile (inductor, default mode)')
+        if 'onnx' in a.engines:
+            try: engines['onnx'] = onnx_runner(module, x, d)
+            except ImportError as e: print(f'onnx: skipped ({e}); pip install onnxruntime onnx')
+        ref = None
+        for name, (run, what) in engines.items():
+            if name not in a.engines: continue
+            t = time.perf_counter()
+            for i in range(0, len(x), a.bs): run(x[i:i+a.bs])   # warm-up (compilation), every batch shape once
+            warm = time.perf_counter() - t
+            l0 = load(); secs, outs = timed(run, x, a.bs, a.repeats); l1 = load()
+            if ref is None: ref = outs
+            diff = max(float(np.abs(o - r).max()) for o, r in zip(outs, ref))
+            rate_ = len(x)/secs
+            print(f'{name:8} {rate_:7.1f} photos/s  {rate_/ceiling:6.1%} of the ceiling  max diff to eager {diff:.1e}  '
+                  f'warm-up {warm:5.1f} s  (load average {l0:.1f} -> {l1:.1f})  {what}')
+
+if __name__ == '__main__': main()
