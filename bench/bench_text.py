@@ -1,44 +1,81 @@
 #!/usr/bin/env python
-"""Training time and validation measures of fbm_rank's text model (fbm_rank.text) on the real marketplace data.
+"""Training time and validation measures of fbm_rank's text model (fbm_rank.text), and the category per listing from
+text, photos and both fused (fbm_rank.fusion), on the real marketplace data.
 
-For every option of `fbm_rank.text.TEXT_OPTIONS` (and, as baselines in the same run, always answering the
-commonest training category, and the default option trained on text that keeps the site's "Posted by ... in
-<category>" footer) the script prints the training time, the time to embed and classify the validation
-listings, accuracy, top-3, and precision@10 of the embedding by root and by `Root / Sub` category, each line with
-the load average when it was measured. The split is the prepared folder's photo split (validation products are
-never trained on); the prepared folder is `$FBM_WORK/prepared` (default ~/.cache/fbm_rank/real/prepared), made
-with `fbm_rank.prepare.prepare` when absent (about a minute).
+Part 1, the text model: for every option of `fbm_rank.text.TEXT_OPTIONS` (and, as baselines in the same run,
+always answering the commonest training category, and the default option trained on text that keeps the site's
+"Posted by ... in <category>" footer) the training time, accuracy, top-3, and precision@10 of the embedding by root
+and by `Root / Sub` category.
 
-    .venv/bin/python bench/bench_text.py                     # all options, about 5 minutes on 2 busy cores
-    .venv/bin/python bench/bench_text.py --options word+char # one option
-    .venv/bin/python bench/bench_text.py --json out.json     # also write the rows as JSON
+Part 2, the listing table: accuracy per validation listing of the text model (the default option, trained in this
+run), of the photo model in `--model` (its photos' mean log-probability), of the two fused with equal weights,
+and fused with the weights fitted by `fbm_rank train` when the model folder has them (`model.json['fusion']`,
+fitted on out-of-fold predictions of training products only). The majority class is the baseline.
+
+Every line carries the load average when it was measured. The split is the prepared folder's photo split
+(validation products are never trained on); the prepared folder is `$FBM_WORK/prepared` (default
+~/.cache/fbm_rank/real/prepared), made with `fbm_rank.prepare.prepare` when absent (about a minute).
+
+    .venv/bin/python bench/bench_text.py                      # all options + the listing table
+    .venv/bin/python bench/bench_text.py --options word+char+title --model ~/.cache/fbm_rank/real/rank/model
+    .venv/bin/python bench/bench_text.py --no-listings        # the text options only
+    .venv/bin/python bench/bench_text.py --json out.json      # also write the rows as JSON
 
 Timings are wall-clock on whatever else the machine is doing: compare them within one run, beside its load average.
 """
-import argparse, json, os, time, tempfile
+import argparse, os, time, tempfile
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 from fbm_rank.paths import marketplace_dir, write_json
 from fbm_rank.prepare import prepare
 from fbm_rank.labels import CategoryEncoder
 from fbm_rank.text import (TEXT_OPTIONS, DEFAULT_TEXT_OPTION, text_listings, train_text_model, text_metrics,
-                           listing_text, save_text_model)
+                           listing_text, save_text_model, _part, _cut, MAX_TEXT_CHARS)
 
 def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
+
+def show(row): print(' '.join(f'{k}={v}' for k, v in row.items()), flush=True); return row
 
 def measure(name, listings, encoder, option, out):
     t0 = time.perf_counter(); model = train_text_model(listings, encoder, option); t1 = time.perf_counter()
     m = text_metrics(model, listings); t2 = time.perf_counter()
     size = sum(f.stat().st_size for f in save_text_model(model, out/name.replace(' ', '_')).iterdir()) / 2**20
-    row = dict(model=name, train_s=round(t1 - t0, 1), measure_s=round(t2 - t1, 1), saved_mb=round(size, 1),
-               n_features=model.settings['n_features'], dims=model.settings['dims'], **m, load=load())
-    print(' '.join(f'{k}={v}' for k, v in row.items()), flush=True)
-    return row
+    return show(dict(model=name, train_s=round(t1 - t0, 1), measure_s=round(t2 - t1, 1), saved_mb=round(size, 1),
+                     n_features=model.settings['n_features'], dims=model.settings['dims'], **m, load=load())), model
+
+def listing_table(model_dir, prepared, listings, encoder, text_model):
+    "Rows of accuracy per validation listing: majority, text, photos, equal-weights fusion, fitted fusion."
+    from fbm_rank.backbones import load_model, read_description
+    from fbm_rank.embed import photo_outputs
+    from fbm_rank.fusion import FALLBACK_FUSION, listing_photo_evidence, listing_metrics
+    model, desc = load_model(model_dir)
+    rows = pd.read_parquet(prepared/'training.parquet')
+    valid_rows = rows[rows.is_valid]
+    t0 = time.perf_counter()
+    _, probs = photo_outputs(model, desc, [prepared/p for p in valid_rows.path], bs=64)
+    photo_s = round(time.perf_counter() - t0, 1)
+    evidence = listing_photo_evidence(probs, valid_rows.product_id)
+    valid = listings[listings.is_valid & listings.product_id.isin(evidence.index)]
+    y = encoder.encode(valid.root_category)
+    text_probs = text_model.predict_proba(valid.text)
+    fitted = read_description(model_dir).get('fusion')
+    m = listing_metrics(fitted or FALLBACK_FUSION, text_probs, evidence.loc[valid.product_id].to_numpy(), y)
+    majority = float((valid.root_category == listings.root_category[~listings.is_valid].mode()[0]).mean())
+    out = [show(dict(listing_model='majority class', accuracy=round(majority, 4), listings=len(valid), load=load())),
+           show(dict(listing_model='text', accuracy=m['text_accuracy'], listings=len(valid), load=load())),
+           show(dict(listing_model='photos', accuracy=m['photo_accuracy'], listings=len(valid), photo_s=photo_s, load=load())),
+           show(dict(listing_model='fused, equal weights', accuracy=m['equal_weights_accuracy'], listings=len(valid), load=load()))]
+    if fitted: out.append(show(dict(listing_model=f"fused, fitted (text {fitted['text_weight']:.2f}, photos {fitted['photo_weight']:.2f})",
+                                    accuracy=m['fused_accuracy'], listings=len(valid), load=load())))
+    else: print(f'{model_dir}: no fitted fusion in model.json (trained without text); the fitted row is left out', flush=True)
+    return out
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--options', nargs='+', default=list(TEXT_OPTIONS), help='keys of TEXT_OPTIONS')
     p.add_argument('--work', type=Path, default=Path(os.environ.get('FBM_WORK', Path.home()/'.cache'/'fbm_rank'/'real')))
+    p.add_argument('--model', type=Path, help='photo model folder for the listing table (default WORK/rank/model, as 12_rank trains it)')
+    p.add_argument('--no-listings', action='store_true', help='the text options only')
     p.add_argument('--json', type=Path, help='write the rows here')
     a = p.parse_args()
     prepared = a.work/'prepared'
@@ -46,18 +83,25 @@ def main():
     listings, encoder = text_listings(prepared), CategoryEncoder.load(prepared/'categories.json')
     print(f'{len(listings)} listings, {listings.is_valid.sum()} validation; load {load()}', flush=True)
     tmp = tempfile.TemporaryDirectory(); out = Path(tmp.name)   # saved only to measure the size
-    rows = []
+    rows, models = [], {}
     train = listings[~listings.is_valid]
     majority = float((listings.root_category[listings.is_valid] == train.root_category.mode()[0]).mean())
-    rows.append(dict(model='majority class', accuracy=round(majority, 4), load=load()))
-    print(f"model=majority class accuracy={majority:.4f} load={load()}", flush=True)
-    for name in a.options: rows.append(measure(name, listings, encoder, name, out))
+    rows.append(show(dict(model='majority class', accuracy=round(majority, 4), load=load())))
+    for name in a.options:
+        row, models[name] = measure(name, listings, encoder, name, out); rows.append(row)
     raw = pd.read_parquet(prepared/'listings.parquet')   # the site's footer kept: what the leak is worth
-    keep = raw.name.fillna('') + '\n' + raw.description.fillna('')
-    leaky = listings.assign(text=[listing_text(t, None) for t in keep])
-    rows.append(measure(f'{DEFAULT_TEXT_OPTION} footer kept', leaky, encoder, DEFAULT_TEXT_OPTION, out))
+    leaky = listings.assign(text=[_cut('\n'.join(x for x in (_part(n), _part(d)) if x), MAX_TEXT_CHARS) for n, d in zip(raw.name, raw.description)])
+    rows.append(measure(f'{DEFAULT_TEXT_OPTION} footer kept', leaky, encoder, DEFAULT_TEXT_OPTION, out)[0])
     cols = ['model', 'train_s', 'accuracy', 'top_3', 'root_p_at_10', 'sub_p_at_10', 'saved_mb', 'load']
     print(pd.DataFrame(rows).reindex(columns=cols).to_string(index=False))
+    model_dir = a.model or a.work/'rank'/'model'
+    if not a.no_listings:
+        if not (model_dir/'model.json').is_file(): print(f'{model_dir}: no photo model; train one (fbm_rank train) for the listing table')
+        else:
+            text_model = models.get(DEFAULT_TEXT_OPTION) or train_text_model(listings, encoder)
+            table = listing_table(model_dir, prepared, listings, encoder, text_model)
+            print(pd.DataFrame(table).reindex(columns=['listing_model', 'accuracy', 'listings', 'load']).to_string(index=False))
+            rows += table
     if a.json: write_json(rows, a.json)
     tmp.cleanup()
 
