@@ -10,8 +10,10 @@ query's 10 results in its root category, and in its `Root / Sub` category. Rows:
     candidate's root category, the vote of the nearest listings' sub-categories). The weights are tuned on TRAINING
     listings querying other training listings (`--tune` prints that grid; both models were trained on those listings,
     so the training figures are high, and only their order is used), never on the validation figures.
-Search: validation titles are the queries (fbm_rank.search.search_scores over the whole catalogue, the query's own
-listing left out), P@10 by sub-category, and the latency p50/p99 of service-like scoring + ranking per query.
+Search: validation titles are the queries (fbm_rank.search.search_scores with SEARCH_WEIGHTS over the whole catalogue,
+the query's own listing left out, before the vote too), P@10 by sub-category, and the latency p50/p99 of service-like
+scoring + ranking per query. `--tune` also prints the search grid on 600 TRAINING titles (keyword share, category,
+vote), from which SEARCH_WEIGHTS were chosen.
 Each figure is printed with the load average when it was measured.
 
     .venv/bin/python bench/bench_listings.py --emb ~/.cache/fbm_rank/real/rank/emb       # the photo embeddings of `fbm_rank embed`
@@ -29,7 +31,7 @@ from fbm_rank.labels import CategoryEncoder
 from fbm_rank.embed import read_embeddings
 from fbm_rank.text import text_listings, train_text_model, load_text_model
 from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_scored
-from fbm_rank.search import build_search, search_scores
+from fbm_rank.search import build_search, search_scores, SEARCH_WEIGHTS
 from fbm_rank.index import catalogue_table
 
 def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
@@ -90,16 +92,27 @@ def main():
     cat = catalogue_table(prepared)
     t0 = time.perf_counter(); search = build_search(cat, model); build_s = time.perf_counter() - t0
     lab = listings.set_index('product_id').sub_category
+    def search_p10(pids, names, weights=None, timed=False):
+        hits, times = [], []
+        for pid, name in zip(pids, names):
+            t0 = time.perf_counter()
+            res = rank_scored(search_scores(search, name, weights, exclude_product=pid), cat, k=10, exclude_product=pid)
+            times.append(time.perf_counter() - t0)
+            if res: hits.append(np.mean([lab[r['product_id']] == lab[pid] for r in res]))
+        return float(np.mean(hits)), np.array(times)*1000
+    if a.tune:
+        tq = listings[~listings.is_valid].sample(600, random_state=0)
+        print('search tuning on training titles: keyword category vote -> sub_p@10')
+        for kw in (0.5, 0.7):
+            for c in (0.0, 0.4):
+                for vote in (0.0, 0.4):
+                    p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, category=c, vote=vote))
+                    print(kw, c, vote, '->', round(p10, 4), flush=True)
     queries = listings[listings.is_valid]
-    hits, times = [], []
-    for n, (pid, name) in enumerate(zip(queries.product_id, cat.loc[queries.product_id, 'name'])):
-        t0 = time.perf_counter()
-        res = rank_scored(search_scores(search, name), cat, k=10, exclude_product=pid)
-        times.append(time.perf_counter() - t0)
-        if res: hits.append(np.mean([lab[r['product_id']] == lab[pid] for r in res]))
-    t = np.array(times)*1000
+    p10, t = search_p10(queries.product_id, cat.loc[queries.product_id, 'name'])
     print(f'search: {len(queries)} validation titles over {len(cat)} listings (table built in {build_s:.1f} s): '
-          f'sub_p@10 {np.mean(hits):.4f}, latency p50 {np.percentile(t, 50):.1f} ms p99 {np.percentile(t, 99):.1f} ms; load {load()}', flush=True)
+          f'sub_p@10 {p10:.4f}, latency p50 {np.percentile(t, 50):.1f} ms p99 {np.percentile(t, 99):.1f} ms; load {load()}', flush=True)
+    print(f'SEARCH_WEIGHTS {SEARCH_WEIGHTS}')
     print(f'FUSION_WEIGHTS {FUSION_WEIGHTS}')
 
 if __name__ == '__main__': main()

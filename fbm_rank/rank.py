@@ -187,27 +187,34 @@ def rank_scored(scores:pd.Series, # product_id -> score, higher is better
                )->list: # up to k result dicts, best first
     "The `k` best-scoring listings of `catalogue` that pass the filters, as `RESULT_FIELDS` dicts."
     categories = _check_request(catalogue, k, max_k, category, min_price, max_price)
-    s = scores[scores.index.isin(catalogue.index) & ~scores.index.isin(list(_as_set(exclude_product)))]
-    listings = catalogue.reindex(s.index)
-    keep = np.isfinite(s.to_numpy(dtype=float))
-    if categories: keep &= listings.root_category.isin(categories).to_numpy()
-    price = listings.price.to_numpy(dtype=float)
-    if min_price is not None: keep &= price >= min_price
-    if max_price is not None: keep &= price <= max_price
-    s, listings = s[keep], listings[keep]
-    order = np.lexsort((np.arange(len(s)), -s.to_numpy(dtype=float)))   # ties: the order given
-    images = {} if image_ids is None else image_ids
-    results, kept = [], []
-    for i in order:
-        pid = s.index[i]
-        if vector_of is not None and dedup_threshold is not None:
-            v = vector_of(pid)
-            if v is not None:
-                if kept and max(float(v @ u) for u in kept) > dedup_threshold: continue
-                kept.append(v)
-        results.append(_result(pid, images.get(pid), s.iloc[i], listings.iloc[i]))
-        if len(results) == k: break
-    return results
+    values = scores.to_numpy(dtype=float)
+    order = np.argsort(-values, kind='stable')   # ties: the order given
+    order = order[np.isfinite(values[order])]
+    wanted = catalogue.root_category.isin(categories).to_numpy() if categories else None
+    price = catalogue.price.to_numpy(dtype=float)
+    excluded, images = _as_set(exclude_product), ({} if image_ids is None else image_ids)
+    found, kept, start, size = [], [], 0, max(4*k, 64)
+    while start < len(order) and len(found) < k:   # the best candidates first, in growing chunks: no work on the rest
+        chunk = order[start:start + size]; start += size; size *= 4
+        pos = catalogue.index.get_indexer(scores.index[chunk])   # -1: not in the catalogue
+        ok = pos >= 0
+        if wanted is not None: ok &= wanted[pos]
+        if min_price is not None: ok &= price[pos] >= min_price
+        if max_price is not None: ok &= price[pos] <= max_price
+        for i, row in zip(chunk[ok], pos[ok]):
+            pid = scores.index[i]
+            if pid in excluded: continue
+            if vector_of is not None and dedup_threshold is not None:
+                v = vector_of(pid)
+                if v is not None:
+                    if kept and max(float(v @ u) for u in kept) > dedup_threshold: continue
+                    kept.append(v)
+            found.append((pid, values[i], row))
+            if len(found) == k: break
+    rows = [row for _, _, row in found]
+    fields = {f: catalogue[f].iloc[rows].tolist() for f in ('name', 'price', 'location', 'root_category')}   # k rows only
+    listings = [dict(zip(fields, v)) for v in zip(*fields.values())]
+    return [_result(pid, images.get(pid), score, listing) for (pid, score, _), listing in zip(found, listings)]
 
 # %% ../nbs/12_rank.ipynb #e17a2db6
 def product_photo_scores(index:ImageIndex, # the photo index

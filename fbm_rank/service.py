@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'index_layer', 'decoded_pixels', 'clean_query', 'ServiceBusy', 'FeatureBatcher',
-           'Service', 'model_text', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
+           'Service', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
            'similar_to_listing', 'search_listings', 'predict_listing', 'listing_record', 'photo_jpeg', 'add_listing']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
@@ -22,8 +22,9 @@ from .predict import category_probabilities
 from .embed import photo_outputs
 from .index import load_index, add_to_index, catalogue_table
 from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_scored
-from .text import listing_text, load_text_model
-from .search import build_search, add_to_search, search_scores, query_terms, cached_embeddings
+from .text import listing_text
+from .fusion import load_text, fuse_probabilities
+from .search import build_search, add_to_search, search_scores, search_ids, query_terms, text_query, cached_embeddings
 from .store import (open_store, store_listing, remove_listing, stored_listings, stored_jpeg, transaction,
                             is_stored)
 
@@ -134,6 +135,7 @@ class Service:
     batcher: FeatureBatcher = None # when running: batches the photos of concurrent requests
     text_model: object = None # the `text.TextModel` of the model folder; None: photos only
     search: object = None # the `search.ListingSearch` of the catalogue and the added listings
+    first_photos: tuple = None # (the photos table, product_id -> its first image_id), rebuilt when the table changes
     @property
     def catalogue(self): return self.index.catalogue
     @property
@@ -179,15 +181,6 @@ def _add_stored(svc:Service):
     svc.photos = pd.concat([svc.photos, added_photos.assign(path=None).set_index('image_id')])
 
 # %% ../nbs/14_service.ipynb #ad3e6795
-def model_text(model_dir # a model folder (`train`)
-              ): # its `text.TextModel`, or None when it has none
-    "The text model of a model folder."
-    try: from fbm_rank.fusion import load_text
-    except ImportError: load_text = None
-    if load_text is not None: return load_text(model_dir)
-    folder = Path(model_dir)/'text'
-    return load_text_model(folder) if (folder/'settings.json').is_file() else None
-
 def _texts(table:pd.DataFrame)->list:
     descriptions = table['description'] if 'description' in table.columns else [None]*len(table)
     return [listing_text(n, d) for n, d in zip(table['name'], descriptions)]
@@ -221,7 +214,7 @@ def load_service(model_dir, # a model folder (`train`)
                   threading.Semaphore(max_decodes))
     _sync_embeddings(svc, _embedding_key(model_dir, layer))
     _add_stored(svc)
-    svc.text_model = model_text(model_dir)
+    svc.text_model = load_text(model_dir)
     _load_search(svc, model_dir, index_dir/'text_cache')
     return svc
 
@@ -251,20 +244,15 @@ def start_batcher(svc:Service, # from `load_service`
 # %% ../nbs/14_service.ipynb #114ddb38
 def _probabilities(svc:Service, text_probs, photo_probs)->np.ndarray:
     "The category probabilities of a listing from its text's (None: no text) and its photos' (n x C, n >= 0)."
-    try: from fbm_rank.fusion import fuse_probabilities
-    except ImportError: fuse_probabilities = None
-    if fuse_probabilities is not None: return fuse_probabilities(svc.description.get('fusion'), text_probs, photo_probs)
-    parts = ([] if text_probs is None else [np.asarray(text_probs)]) + ([np.asarray(photo_probs).mean(0)] if len(photo_probs) else [])
-    if not parts: raise ValueError('no text and no photo to predict from')
-    return np.mean(parts, axis=0)
+    return fuse_probabilities(svc.description.get('fusion'), text_probs, photo_probs)
 
 def _text_query(svc:Service, text:str)->tuple:
     "(product_id -> text cosine, category probabilities) of a listing text; (None, None) without text or a text model."
     if svc.text_model is None or not text: return None, None
-    e = svc.text_model.embed([text])[0]
+    e, p = text_query(svc.text_model, text)   # as `embed` and `predict_proba` give them, without their per-call cost
     if not e.any(): return None, None   # no n-gram the model knows: nothing to compare
-    with svc.lock: cosine = pd.Series(svc.search.embeddings @ e, index=list(svc.search.product_ids))
-    return cosine, svc.text_model.predict_proba([text])[0]
+    with svc.lock: cosine = pd.Series(svc.search.embeddings @ e, index=search_ids(svc.search))
+    return cosine, p
 
 def similar_to_photo(svc:Service, # from `load_service`
                      vector:np.ndarray, # the photo's embedding, from `embed_query`
@@ -306,8 +294,10 @@ def similar_to_listing(svc:Service, # from `load_service`
     with svc.lock: return similar_listings(svc.index, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k)
 
 def _first_photos(svc:Service)->dict:
-    "Each listing's first photo: the one a text result shows."
-    return svc.photos.reset_index().drop_duplicates('product_id').set_index('product_id').image_id.to_dict()
+    "Each listing's first photo, the one a text result shows (kept until the photos change)."
+    if svc.first_photos is None or svc.first_photos[0] is not svc.photos:
+        svc.first_photos = (svc.photos, svc.photos.reset_index().drop_duplicates('product_id').set_index('product_id').image_id.to_dict())
+    return svc.first_photos[1]
 
 def search_listings(svc:Service, # from `load_service`
                     q:str, # what the buyer typed
@@ -320,7 +310,7 @@ def search_listings(svc:Service, # from `load_service`
     "The listings (marketplace and added) that match a text query: keywords and the text model, blended."
     terms = query_terms(q)
     with svc.lock:
-        scores = search_scores(svc.search, q) if terms else pd.Series(dtype=float)
+        scores = search_scores(svc.search, q)
         results = rank_scored(scores, svc.catalogue, k, None, category, min_price, max_price, max_k, image_ids=_first_photos(svc))
     return {'query': ' '.join(terms), 'results': results}
 
@@ -376,7 +366,8 @@ def add_listing(svc:Service, # from `load_service`
         if listing['product_id'] in svc.catalogue.index: raise ValueError(f"product_id: {listing['product_id']} is already listed")
         store_listing(svc.store, listing, image_ids, jpegs, vectors)
         try:
-            if svc.search is not None: add_to_search(svc.search, [listing['product_id']], [listing['name']], [listing.get('description')])
+            if svc.search is not None: add_to_search(svc.search, [listing['product_id']], [listing['name']], [listing.get('description')],
+                                                  categories=[listing.get('root_category')], sub_categories=[listing.get('sub_category')])
             add_to_index(svc.index, vectors, ids, listings=pd.DataFrame([{**listing, 'n_photos': len(jpegs)}]))
         except BaseException:
             remove_listing(svc.store, listing['product_id']); raise
