@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['INDEX_FILES', 'EXACT_MAX', 'TUNE_QUERIES', 'INDEX_KINDS', 'CATALOGUE_COLUMNS', 'index_params', 'ImageIndex',
-           'factory_string', 'build_index', 'unit_queries', 'search_rows', 'search', 'save_index', 'load_index',
-           'catalogue_table', 'add_to_index', 'build_index_from']
+           'ShardedVectors', 'factory_string', 'build_index', 'unit_queries', 'search_rows', 'search', 'save_index',
+           'load_index', 'catalogue_table', 'add_to_index', 'build_index_from']
 
 # %% ../nbs/11_index.ipynb #4ac46858
 import math, time, warnings
@@ -13,7 +13,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd, faiss
 from .paths import atomic_path, write_json, read_json, progress
-from .embed import ID_COLUMNS, check_embeddings, read_embeddings
+from .embed import EMB_FILES, ID_COLUMNS, check_embeddings
 from .evaluate import exact_search, neighbour_recall
 
 # %% ../nbs/11_index.ipynb #58aee9f1
@@ -80,6 +80,34 @@ class ImageIndex:
     def __repr__(self):
         return f"ImageIndex({self.kind}, {len(self):,} photos of {self.ids.product_id.nunique():,} products, dim {self.dim})"
 
+# %% ../nbs/11_index.ipynb #9594ec35
+class ShardedVectors:
+    "Several N_i x D float32 arrays (e.g. memory-mapped embedding files) read as one N x D array, a piece at a time."
+    def __init__(self, arrays # the shards, in row order, all of one dimension
+                ):
+        self.arrays = list(arrays)
+        if not self.arrays: raise ValueError('no shards given')
+        dims = {a.shape[1] for a in self.arrays}
+        if len(dims) > 1: raise ValueError(f'shards differ in dimension: {sorted(dims)}')
+        self.starts = np.cumsum([0] + [len(a) for a in self.arrays])
+        self.shape, self.dtype = (int(self.starts[-1]), dims.pop()), np.dtype(np.float32)
+    def __len__(self): return self.shape[0]
+    def parts(self):
+        "(start, stop, shard) for each shard."
+        for a, start, stop in zip(self.arrays, self.starts[:-1], self.starts[1:]): yield int(start), int(stop), a
+    def __getitem__(self, rows # a slice, or an array of row numbers
+                   )->np.ndarray: # the rows, read from the shards
+        if isinstance(rows, slice):
+            lo, hi, step = rows.indices(len(self))
+            if step != 1: return self[np.arange(lo, hi, step)]
+            got = [a[max(lo, s)-s:min(hi, e)-s] for s, e, a in self.parts() if s < hi and e > lo]
+            return got[0] if len(got) == 1 else np.concatenate(got or [np.zeros((0, self.shape[1]), np.float32)])
+        rows = np.asarray(rows, dtype='int64')
+        if ((rows < 0) | (rows >= len(self))).any(): raise IndexError(f'rows outside 0..{len(self)-1}')
+        out, shard = np.empty((len(rows), self.shape[1]), np.float32), np.searchsorted(self.starts, rows, 'right') - 1
+        for j in np.unique(shard): m = shard == j; out[m] = self.arrays[j][rows[m] - self.starts[j]]
+        return out
+
 # %% ../nbs/11_index.ipynb #e63996a4
 def factory_string(params:dict # from `index_params`
                   )->tuple: # (FAISS index_factory string, metric)
@@ -110,13 +138,16 @@ def _apply_search_params(fi, params):
     if knobs: faiss.ParameterSpace().set_index_parameters(fi, ','.join(f'{k}={v}' for k, v in knobs.items()))
 
 def _add(fi, vectors, rows, first_label=0, show_progress=False, chunk=50_000):
-    "Add `vectors[rows]` with labels `first_label + rows` (a plain index numbers them itself, in order)."
+    "Add `vectors[rows]` (rows: a range or sorted array) with labels `first_label + rows`, a piece at a time, no piece spanning two shards."
     labelled = isinstance(faiss.downcast_index(fi), (faiss.IndexIDMap, faiss.IndexIDMap2))
-    starts = range(0, len(rows), chunk)
-    for i in progress(starts, label='adding photos', show=show_progress and len(starts) > 1):
-        r = rows[i:i+chunk]
-        v = vectors[r] if isinstance(r, np.ndarray) else vectors[r.start:r.stop]
-        if labelled: fi.add_with_ids(np.ascontiguousarray(v), first_label + np.asarray(r, dtype='int64'))
+    rows = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows, dtype='int64')
+    edges = vectors.starts[1:-1] if isinstance(vectors, ShardedVectors) else []
+    cuts = np.unique(np.concatenate([np.arange(0, len(rows), chunk), np.searchsorted(rows, edges), [len(rows)]]).astype('int64'))
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    for a, b in progress(pieces, label='adding photos', show=show_progress and len(pieces) > 1):
+        r = rows[a:b]
+        v = vectors[int(r[0]):int(r[-1])+1] if r[-1] - r[0] + 1 == len(r) else vectors[r]   # a slice of a memory map reads only it
+        if labelled: fi.add_with_ids(np.ascontiguousarray(v), first_label + r)
         else: fi.add(np.ascontiguousarray(v))
 
 def _ladder(params):
@@ -126,11 +157,21 @@ def _ladder(params):
     top = params[kind['ladder_max']]
     return [v for v in kind['ladder'] if v < top] + [top]
 
+def _exact_rows(queries, vectors, k, exclude):
+    "`evaluate.exact_search`'s rows over `vectors`, an array or `ShardedVectors` (searched shard by shard, the answers merged)."
+    if not isinstance(vectors, ShardedVectors): return exact_search(queries, vectors, k, exclude=exclude)[1]
+    scores, rows = [], []
+    for start, stop, part in vectors.parts():
+        s, r = exact_search(queries, part, k, exclude=exclude[(exclude >= start) & (exclude < stop)] - start)
+        scores.append(np.where(r >= 0, s, -np.inf)); rows.append(np.where(r >= 0, r + start, -1))
+    scores, rows = np.concatenate(scores, axis=1), np.concatenate(rows, axis=1)
+    return np.take_along_axis(rows, np.argsort(-scores, axis=1, kind='stable')[:, :k], axis=1)
+
 def _tune(fi, vectors, tune_rows, params, target_recall, search_param=None, k=10):
     "Try the ladder (or `search_param`) on the held-back rows; set the first value reaching `target_recall`. (recall, tried)"
     name, tried = INDEX_KINDS[params['kind']]['search_param'], []
     queries = np.ascontiguousarray(vectors[tune_rows])
-    exact = exact_search(queries, vectors, k, exclude=tune_rows)[1]
+    exact = _exact_rows(queries, vectors, k, tune_rows)
     for value in ([search_param] if search_param else _ladder(params)):
         params[name] = int(value)
         _apply_search_params(fi, params)
@@ -154,6 +195,10 @@ def build_index(vectors:np.ndarray, # N x D L2-normalised float32 photo embeddin
                )->ImageIndex:
     "Build a FAISS index over `vectors`, labelled with the project's ids."
     vectors, ids = check_embeddings(vectors, ids, source='vectors to index')
+    return _build(vectors, ids, kind, exact_max, target_recall, search_param, model, seed, show_progress, **kwargs)
+
+def _build(vectors, ids, kind, exact_max, target_recall, search_param, model, seed, show_progress, **kwargs)->ImageIndex:
+    "`build_index` on checked rows: an array, or `ShardedVectors` read a piece at a time."
     n, dim = vectors.shape
     if n == 0: raise ValueError('no vectors to index')
     params = index_params(n, dim, kind=kind, exact_max=exact_max, **kwargs)
@@ -294,15 +339,34 @@ def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back t
     return index
 
 # %% ../nbs/11_index.ipynb #8eb2a4c4
+def _open_embeddings(emb_dir:Path, block:int=65_536)->tuple:
+    "An embedding folder with its vectors memory-mapped, not read: checked (as `embed.read_embeddings` checks) a block of rows at a time."
+    paths = {k: emb_dir/v for k, v in EMB_FILES.items()}
+    for f in paths.values():
+        if not f.exists(): raise FileNotFoundError(f"{f} is missing: an embedding folder holds {', '.join(EMB_FILES.values())}")
+    try: vectors = np.load(paths['vectors'], mmap_mode='r', allow_pickle=False)
+    except Exception as e: raise ValueError(f"{paths['vectors']}: not a readable .npy array ({e})") from e
+    ids, meta = pd.read_csv(paths['ids'], dtype=str, keep_default_na=False), read_json(paths['meta'])
+    check_embeddings(vectors[:0], ids[:0], source=emb_dir)   # shape, type and columns, before counting rows
+    if len(ids) != len(vectors):
+        raise ValueError(f"{emb_dir}: {len(vectors)} embedding rows but {len(ids)} id rows; they must describe the same photos")
+    for key, value in (('dim', vectors.shape[1]), ('count', len(vectors))):
+        if key in meta and meta[key] != value:
+            raise ValueError(f"{paths['meta']}: {key} is {meta[key]} but {EMB_FILES['vectors']} has {value}; the folder is inconsistent (an interrupted write?)")
+    ids = pd.concat([check_embeddings(vectors[s:s+block], ids[s:s+block], source=emb_dir)[1] for s in range(0, len(ids), block)]
+                    or [ids[ID_COLUMNS].astype(str)], ignore_index=True)
+    return vectors, ids, meta
+
 def build_index_from(emb_dirs, # one embedding folder or several
                      out_dir, # the index folder to write
                      catalogue=None, # listings (DataFrame, listings.parquet or prepared folder) stored with the index
                      **kwargs # passed to `build_index` (kind, exact_max, target_recall, ...)
                     )->ImageIndex:
-    "Build and save an index over the photos of one or more embedding folders."
+    "Build and save an index over the photos of one or more embedding folders, reading their vectors a piece at a time."
     emb_dirs = [emb_dirs] if isinstance(emb_dirs, (str, Path)) else list(emb_dirs)
     if not emb_dirs: raise ValueError('no embedding folders given')
-    parts = [read_embeddings(d) for d in emb_dirs]
+    emb_dirs = [Path(d) for d in emb_dirs]
+    parts = [_open_embeddings(d) for d in emb_dirs]
     dims = {str(d): v.shape[1] for d, (v, _, _) in zip(emb_dirs, parts)}
     if len(set(dims.values())) > 1: raise ValueError(f"embedding folders differ in dimension: {dims}")
     models = {str(d): {k: m.get(k) for k in ('model', 'layer')} for d, (_, _, m) in zip(emb_dirs, parts)}
@@ -314,9 +378,10 @@ def build_index_from(emb_dirs, # one embedding folder or several
         first = ids.image_id[dup].iloc[0]
         raise ValueError(f"{int(ids.image_id[dup].nunique())} image id(s) appear in more than one embedding folder, "
                          f"e.g. {first} in {ids.source[ids.image_id == first].tolist()}")
-    vectors = parts[0][0] if len(parts) == 1 else np.concatenate([v for v, _, _ in parts])
+    if not len(ids): raise ValueError('no vectors to index')
     model = {k: v for k, v in parts[0][2].items() if k not in ('dim', 'count')}
-    index = build_index(vectors, ids[ID_COLUMNS], model=model, **kwargs)
+    opts = dict(kind=None, exact_max=EXACT_MAX, target_recall=0.95, search_param=None, seed=42, show_progress=False) | kwargs
+    index = _build(ShardedVectors([v for v, _, _ in parts]), ids[ID_COLUMNS], model=model, **opts)
     index.meta['sources'] = [{'emb': str(d), 'count': len(i)} for d, (_, i, _) in zip(emb_dirs, parts)]
     if catalogue is not None:
         index.catalogue = catalogue_table(catalogue)
