@@ -231,20 +231,24 @@ def cmd_similar(args):
             print(json.dumps(entry, ensure_ascii=False) if args.json else entry['message'])
     return status
 
-def _add_similar(sub):
-    p = sub.add_parser('similar', help='rank the listings most similar to photos, or to a listing')
+def _add_ranking_options(p, json_help:str):
+    "The options `similar` and `search` share: the service's folders, how many listings, the filters, the output."
     p.add_argument('--model', required=True, help='model folder written by `fbm_rank train`')
     p.add_argument('--index', required=True, help='index folder written by `fbm_rank index`')
-    p.add_argument('photos', nargs='*', help='photos, as uploaded')
-    p.add_argument('--product', help='a listing of the catalogue instead of photos: its text and photos together')
-    p.add_argument('--q', help='words beside the photos (a title); they join in when the model has a text model')
     p.add_argument('--data', help="prepared folder: the listings' full rows (default: the index's catalogue)")
     p.add_argument('--db', help='store of added listings (default INDEX/catalogue.sqlite, when there)')
     p.add_argument('--k', type=int, default=10, help='listings to return (default 10)')
     p.add_argument('--category', help='only this root category')
     p.add_argument('--min-price', type=float, help='only listings priced at least this (pounds)')
     p.add_argument('--max-price', type=float, help='only listings priced at most this (pounds)')
-    p.add_argument('--json', action='store_true', help='one JSON document per photo and line')
+    p.add_argument('--json', action='store_true', help=json_help)
+
+def _add_similar(sub):
+    p = sub.add_parser('similar', help='rank the listings most similar to photos, or to a listing')
+    p.add_argument('photos', nargs='*', help='photos, as uploaded')
+    p.add_argument('--product', help='a listing of the catalogue instead of photos: its text and photos together')
+    p.add_argument('--q', help='words beside the photos (a title); they join in when the model has a text model')
+    _add_ranking_options(p, json_help='one JSON document per photo and line')
     p.set_defaults(func=cmd_similar)
 
 # %% ../nbs/16_cli.ipynb #b5b393bc
@@ -259,15 +263,7 @@ def cmd_search(args):
 def _add_search(sub):
     p = sub.add_parser('search', help='find listings by words')
     p.add_argument('query', help="what a buyer types, e.g. 'oak dining table'")
-    p.add_argument('--model', required=True, help='model folder written by `fbm_rank train`')
-    p.add_argument('--index', required=True, help='index folder written by `fbm_rank index`')
-    p.add_argument('--data', help="prepared folder: the listings' full rows (default: the index's catalogue)")
-    p.add_argument('--db', help='store of added listings (default INDEX/catalogue.sqlite, when there)')
-    p.add_argument('--k', type=int, default=10, help='listings to return (default 10)')
-    p.add_argument('--category', help='only this root category')
-    p.add_argument('--min-price', type=float, help='only listings priced at least this (pounds)')
-    p.add_argument('--max-price', type=float, help='only listings priced at most this (pounds)')
-    p.add_argument('--json', action='store_true', help='one JSON document')
+    _add_ranking_options(p, json_help='one JSON document')
     p.set_defaults(func=cmd_search)
 
 # %% ../nbs/16_cli.ipynb #d923b2f0
