@@ -6,8 +6,9 @@
 __all__ = ['RESNET50_FILES', 'BACKBONES', 'DEFAULT_ARCH', 'HEAD_FEATURES', 'FORMAT_VERSION', 'MODEL_FILES', 'WeightsNotFound',
            'resnet50_weights', 'lite_state_dict', 'check_shapes', 'load_strict', 'lite_weights', 'resnet50',
            'efficientnet_lite', 'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'backbone_split',
-           'backbone', 'backbone_weights', 'imagenet_transform', 'make_model', 'ModelFileError', 'photo_size',
-           'write_model', 'save_model', 'read_description', 'load_model', 'model_fingerprint', 'photo_transform']
+           'backbone', 'backbone_weights', 'imagenet_transform', 'make_model', 'torch_device', 'ModelFileError',
+           'photo_size', 'write_model', 'save_model', 'read_description', 'load_model', 'model_fingerprint',
+           'photo_transform']
 
 # %% ../nbs/06_backbones.ipynb #a385c674
 import re, warnings, importlib
@@ -212,6 +213,13 @@ def make_model(name:str, # a key of `BACKBONES`
     head = create_head(num_features_model(nn.Sequential(*body.children())), n_classes, lin_ftrs=[HEAD_FEATURES])
     apply_init(head, nn.init.kaiming_normal_)
     return nn.Sequential(body, head)
+
+# %% ../nbs/06_backbones.ipynb #1f3ff6f8
+def torch_device(device=None # a torch device or its name; None: 'cuda' when torch sees a GPU, else 'cpu'
+                )->torch.device:
+    "The device to compute on: `device`, or the GPU when there is one."
+    return torch.device(device if device is not None else 'cuda' if torch.cuda.is_available() else 'cpu')
+
 
 # %% ../nbs/06_backbones.ipynb #c8f955e2
 FORMAT_VERSION = 1

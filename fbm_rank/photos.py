@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'JPEG_QUALITY', 'PHOTOS_RECORD', 'CHUNKS', 'CLEANING_VERSION', 'PhotoError', 'open_photo',
-           'square_photo', 'cleaned_jpeg', 'clean_upload', 'clean_photo', 'photo_sources', 'clean_photos']
+           'square_photo', 'cleaned_jpeg', 'clean_upload', 'clean_photo', 'photo_sources', 'cleaning_plan',
+           'clean_photos']
 
 # %% ../nbs/03_photos.ipynb #72d2f097
 import io, os, json, signal, warnings, multiprocessing
@@ -248,6 +249,20 @@ def _workers(n_workers:int):
         if pool is not None: pool.terminate(); pool.join()   # no-op after a clean close
 
 # %% ../nbs/03_photos.ipynb #3234f7fc
+def cleaning_plan(src_dir:Path, # folder of uploads
+                  dest_dir:Path, # folder for the cleaned photos (created)
+                  ids=None # image ids to clean; all files in `src_dir` when None
+                 )->tuple: # (sources, ids shared by several files, usable ids, errors of the others)
+    "Which uploads a cleaning run can clean and why the others cannot: shared by `clean_photos` and the Ray engine (`scale`)."
+    if dest_dir.resolve() == src_dir.resolve(): raise ValueError(f'{dest_dir}: write the cleaned photos to another folder')
+    sources,shared = photo_sources(src_dir)
+    wanted = list(dict.fromkeys(map(str, ids))) if ids is not None else list(sources)
+    errors = [dict(image_id=i, reason='missing', detail=f'no file for this id in {src_dir}') for i in wanted if i not in sources]
+    errors += [dict(image_id=i, reason='ambiguous', detail='several files have this id') for i in wanted if i in shared]
+    usable = [i for i in wanted if i in sources and i not in shared]
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return sources, shared, usable, errors
+
 def clean_photos(src_dir, # folder of uploads, `<image id>.<any extension>`
                  dest_dir, # folder for the cleaned `<image id>.jpg` (created if needed)
                  size:int=256, # side of the squares, in pixels
@@ -260,14 +275,8 @@ def clean_photos(src_dir, # folder of uploads, `<image id>.<any extension>`
                 )->dict: # counts of cleaned, up-to-date and failed photos, and the errors
     "Clean the uploads in `src_dir` into square RGB JPEGs in `dest_dir`, skipping outputs that are up to date."
     src_dir,dest_dir = Path(src_dir),Path(dest_dir)
-    if dest_dir.resolve() == src_dir.resolve(): raise ValueError(f'{dest_dir}: write the cleaned photos to another folder')
     background = tuple(int(c) for c in background)
-    sources,shared = photo_sources(src_dir)
-    wanted = list(dict.fromkeys(map(str, ids))) if ids is not None else list(sources)
-    errors = [dict(image_id=i, reason='missing', detail=f'no file for this id in {src_dir}') for i in wanted if i not in sources]
-    errors += [dict(image_id=i, reason='ambiguous', detail='several files have this id') for i in wanted if i in shared]
-    usable = [i for i in wanted if i in sources and i not in shared]
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    sources, shared, usable, errors = cleaning_plan(src_dir, dest_dir, ids)
     recorded = _read_record(dest_dir)
     # records of uploads that left `src_dir`, or that another file now shares an id with, are dropped
     done = {i:m for i,m in recorded.items() if i in sources and i not in shared}

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 import ray, ray.data
 from .paths import fingerprint, read_json, resumable_chunks, clear_chunks
-from .photos import PHOTOS_RECORD, PhotoError, clean_photo, photo_sources
+from .photos import PHOTOS_RECORD, PhotoError, clean_photo, cleaning_plan
 from .backbones import load_model, model_fingerprint, photo_transform
-from .embed import (DEFAULT_LAYER, EMB_FILES, ID_COLUMNS, embedding_dim, embed_batch, torch_device,
+from .embed import (DEFAULT_LAYER, EMB_FILES, ID_COLUMNS, embedding_dim, embedding_plan, embed_batch, torch_device,
                             write_embeddings, _photo_batch)
 
 # %% ../nbs/17_scale.ipynb #5738bcb6
@@ -112,14 +112,8 @@ def clean_photos_ray(src_dir, # folder of uploads, `<image id>.<any extension>` 
                     )->dict: # counts of cleaned, up-to-date and failed photos, and the errors, as `photos.clean_photos`
     "Clean the uploads in `src_dir` into square RGB JPEGs in `dest_dir` on a Ray cluster, as `photos.clean_photos` does on one machine."
     src_dir, dest_dir = Path(src_dir), Path(dest_dir)
-    if dest_dir.resolve() == src_dir.resolve(): raise ValueError(f'{dest_dir}: write the cleaned photos to another folder')
     background = tuple(int(c) for c in background)
-    sources, shared = photo_sources(src_dir)
-    wanted = list(dict.fromkeys(map(str, ids))) if ids is not None else list(sources)
-    errors = [dict(image_id=i, reason='missing', detail=f'no file for this id in {src_dir}') for i in wanted if i not in sources]
-    errors += [dict(image_id=i, reason='ambiguous', detail='several files have this id') for i in wanted if i in shared]
-    usable = [i for i in wanted if i in sources and i not in shared]
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    sources, shared, usable, errors = cleaning_plan(src_dir, dest_dir, ids)
     (dest_dir/PHOTOS_RECORD).unlink(missing_ok=True)
     stats = [(i, sources[i].name, sources[i].stat().st_mtime_ns, sources[i].stat().st_size) for i in usable]
     key = fingerprint('clean_photos_ray', size, background, quality, stats)
@@ -194,13 +188,8 @@ def embed_photos_ray(model_dir, # a model folder written by `train` (at this pat
     model_dir, prepared, out = Path(model_dir).resolve(), Path(prepared).resolve(), Path(out)
     description = read_json(model_dir/'model.json')
     dim = embedding_dim(description, layer)
-    training = pd.read_parquet(prepared/'training.parquet')
-    ids = training[ID_COLUMNS].astype(str).reset_index(drop=True)
-    paths = [prepared/p for p in training.path]
-    model_key = model_fingerprint(model_dir)
-    key = fingerprint('embed_photos', model_key, layer, list(ids.image_id), paths, *(['tta'] if tta else []))
-    done = read_json(out/EMB_FILES['meta']) if (out/EMB_FILES['meta']).exists() else {}
-    if done.get('fingerprint') == key and (out/EMB_FILES['vectors']).exists(): return done
+    ids, paths, model_key, key, done = embedding_plan(model_dir, prepared, out, layer, tta)
+    if done: return done
     with ray_session(address, workers):
         n_workers = _cluster_workers(workers, cpus_per_worker, gpus_per_worker)
         def dataset(start):
