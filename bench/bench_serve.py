@@ -1,8 +1,10 @@
 """Load-test the fbm_rank HTTP service: clients at 1/8/32 concurrency, a soak, and memory under a decompression-bomb attack.
 
-Starts `fbm_rank serve` in a child process on 127.0.0.1 at a free port and talks to it over HTTP only, then:
+First measures the offline baseline in this process: the same model cleaning, transforming and embedding the
+query photos 32 at a time (photos/s); each level's throughput is printed as a share of it. Then starts
+`fbm_rank serve` in a child process on 127.0.0.1 at a free port and talks to it over HTTP only:
 1. levels: POST /predict/similar_images from 1, 8 and 32 concurrent clients for --seconds each: throughput,
-   p50/p99 latency, errors;
+   p50/p99 latency, errors, the service's resident memory before and after each level;
 2. soak: --soak-clients clients for --soak-seconds (default 10 minutes at 32): errors, p50/p99, throughput and the
    service's resident memory (VmRSS of /proc/PID/status) before and after, with a line per window on the way;
 3. attack: --attack-uploads concurrent uploads of a small PNG that declares 8000x8000 pixels (it decodes to
@@ -45,6 +47,7 @@ def parse_args(argv=None):
     p.add_argument('--attack-uploads', type=int, default=8, help='concurrent bomb uploads (default 8)')
     p.add_argument('--attack-side', type=int, default=8000, help='side in pixels the bomb PNG declares (default 8000)')
     p.add_argument('--attack-limit-mb', type=float, default=800, help='RSS growth under attack that fails the run (default 800)')
+    p.add_argument('--no-offline', dest='offline', action='store_false', help='skip the offline embedding baseline')
     p.add_argument('--quick', action='store_true', help='smoke check in under a minute: 1 s per level, a 5 s soak, the attack')
     p.add_argument('--k', type=int, default=10, help='listings per answer')
     p.add_argument('--max-photos', type=int, default=64, help='query photos loaded into memory')
@@ -208,14 +211,34 @@ def fmt_level(r):
             f"{r['p99_ms'] or nan:>8.1f} {r['errors']:>6}  {load_avg()}")
 
 
-def run_levels(url, photos, a):
+def offline_rate(model_dir, photos, bs=32, repeats=2)->float:
+    "Photos per second of the same work done offline in this process: clean, transform and embed the query photos, `bs` at a time, best of `repeats`."
+    from fbm_rank.backbones import load_model
+    from fbm_rank.embed import photo_outputs
+    model, desc = load_model(model_dir)
+    data = [b for _, b in photos]
+    photo_outputs(model, desc, data[:bs], bs=bs)   # warm-up
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter(); photo_outputs(model, desc, data, bs=bs); best = min(best, time.perf_counter() - t)
+    return len(data)/best
+
+
+def run_levels(url, photos, a, pid=None, offline=None):
     asyncio.run(load(url, photos, 1, min(2, a.seconds), a.k, a.timeout))  # warm-up
     results = []
-    print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  load average"
+          + ('  share of offline, RSS' if offline else ''))
     for n in a.levels:
+        before = rss_mb(pid) if pid else None
         r = asyncio.run(load(url, photos, n, a.seconds, a.k, a.timeout))
         r['load_average'] = os.getloadavg()
-        results.append(r); print(fmt_level(r), flush=True)
+        if pid: r['rss_mb_before'], r['rss_mb_after'] = before, rss_mb(pid)
+        extra = ''
+        if offline:
+            r['share_of_offline'] = (r['throughput_rps'] or 0)/offline
+            extra = f"  {r['share_of_offline']:.0%} of {offline:.1f} photos/s, RSS {before:.0f} -> {r['rss_mb_after']:.0f} MiB"
+        results.append(r); print(fmt_level(r) + extra, flush=True)
     return results
 
 
@@ -290,6 +313,11 @@ def main(argv=None):
         photos = query_photos(photos_dir, a.max_photos)
         png = bomb_png(a.attack_side) if a.attack else None
         print(f'machine: {os.cpu_count()} CPUs, {load_avg()} before the run')
+        offline = None
+        if a.offline:
+            offline = offline_rate(model, photos)
+            print(f'offline baseline: {offline:.1f} photos/s (clean, transform and embed {len(photos)} query photos in this process, '
+                  f'batch 32, best of 2; {load_avg()})', flush=True)
         port = free_port()
         url = f'http://127.0.0.1:{port}'
         log_path = work/'service.log'
@@ -301,7 +329,7 @@ def main(argv=None):
                 print(f"service up in {startup:.1f} s (pid {proc.pid}, RSS {rss_mb(proc.pid):.0f} MiB): {health['model']['arch']} "
                       f"input {health['model']['size']} px, index {health['index']['kind']} of {health['index']['count']:,} photos "
                       f"({health['index']['dim']}-d), {len(photos)} query photos, k={a.k} ({load_avg()})", flush=True)
-                if a.levels: results = run_levels(url, photos, a)
+                if a.levels: results = run_levels(url, photos, a, proc.pid, offline)
                 if a.soak_seconds > 0 and proc.poll() is None: soak = run_soak(url, photos, proc.pid, a)
                 if a.attack and proc.poll() is None: attack = run_attack(url, png, proc.pid, photos, a)
                 died = proc.poll() is not None
@@ -321,7 +349,7 @@ def main(argv=None):
         report = dict(machine=dict(cpus=os.cpu_count(), load_average=os.getloadavg(), platform=platform.platform(),
                                    python=platform.python_version()),
                       service=dict(model=health['model'], index=health['index'], startup_s=round(startup, 1)),
-                      seconds_per_level=a.seconds, k=a.k, results=results, soak=soak, attack=attack)
+                      offline_photos_per_s=offline, seconds_per_level=a.seconds, k=a.k, results=results, soak=soak, attack=attack)
         if a.json: Path(a.json).write_text(json.dumps(report, indent=2) + '\n')
         return 1 if failed else 0
 
