@@ -5,29 +5,31 @@
   only, which is where nearly all the work is);
 - the machine's rate: float32 matrix products (`torch.mm`, `--matmul` square) with the same threads, GFLOP/s,
   measured in the same run; the ceiling is that rate over the compute per photo, in photos/s;
-- each engine computes the three outputs every embedding layer is made from (pooled features, the head's hidden
-  layer, the probabilities: `embed._outputs`) for `--n` real cleaned photos, `--bs` at a time, best of
+- each engine computes the outputs every embedding layer is made from (pooled features, the head's hidden layer,
+  the probabilities, ...: `embed._outputs`) for `--n` real cleaned photos, `--bs` at a time, best of
   `--repeats`; its throughput is printed with its share of the ceiling, the load average before and after, and
   its largest difference to eager (the engines must agree within 1e-4 to count);
-- torch.compile (default mode, inductor) and ONNX Runtime (the model exported with a dynamic batch; skipped when
-  `onnxruntime`/`onnx` are not installed) are each timed after their warm-up, whose seconds are printed apart.
+- torch.compile (default mode, inductor) and ONNX Runtime (`runtime.outputs_runner`: the model exported once with a
+  dynamic batch into the cache, `$FBM_CACHE/runtime/`; skipped when `onnxruntime`/`onnx` are not installed) are each
+  timed after their warm-up, whose seconds are printed apart (the export or loading of the cached file is not timed).
 
     python bench/bench_infer.py [--model MODEL_DIR] [--n 128] [--bs 32] [--repeats 3] [--threads 1] [--engines eager,onnx]
 """
-import argparse, os, tempfile, time, warnings
+import argparse, os, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
-from fbm_rank.paths import marketplace_dir
+from fbm_rank.paths import marketplace_dir, fingerprint
 from fbm_rank.labels import ROOT_CATEGORIES
-from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, photo_transform
+from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, model_fingerprint, photo_transform
 from fbm_rank.embed import _outputs
+from fbm_rank.runtime import outputs_runner
 
 REAL_MODEL = Path.home()/'.cache/fbm_rank/real/rank/model'
 
 class Outputs(torch.nn.Module):
-    "The model's three outputs as one module, for the engines that take a module."
+    "The model's outputs (`embed._outputs`) as one module, for the engines that take a module."
     def __init__(self, model): super().__init__(); self.model = model
     def forward(self, x): return _outputs(self.model, x)
 
@@ -51,18 +53,12 @@ def timed(run, x, bs, repeats):
     best = float('inf')
     for _ in range(repeats):
         t = time.perf_counter(); outs = [run(x[i:i+bs]) for i in range(0, len(x), bs)]; best = min(best, time.perf_counter() - t)
-    return best, [np.concatenate([o[j] for o in outs]) for j in range(3)]
+    return best, [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
 
-def onnx_runner(module, x, d):
-    import onnxruntime as ort
-    path = Path(d)/'model.onnx'
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(module, (x[:2],), str(path), input_names=['x'], output_names=['pooled', 'hidden', 'probs'],
-                          dynamic_axes={k: {0: 'batch'} for k in ('x', 'pooled', 'hidden', 'probs')}, dynamo=False)
-    opts = ort.SessionOptions(); opts.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
-    return lambda xb: session.run(None, {'x': xb.numpy()}), f'onnxruntime {ort.__version__}'
+def onnx_runner(module, x, model_dir):
+    "ONNX Runtime as the pipeline uses it: `runtime.outputs_runner`, its export cached by the model's fingerprint."
+    runner = outputs_runner(module, fingerprint('bench_infer outputs', model_fingerprint(model_dir)), 'onnx', example=x[:2])
+    return lambda xb: [o.numpy() for o in runner(xb)], runner.provider
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,6 +75,7 @@ def main():
         model_dir = a.model or (REAL_MODEL if (REAL_MODEL/'model.json').exists() else None)
         if model_dir is None:
             model_dir = Path(d)/'model'
+            torch.manual_seed(0)   # the same untrained head every run, so its cached ONNX export is reused
             save_model(make_model(DEFAULT_ARCH, len(ROOT_CATEGORIES)), model_dir, dict(arch=DEFAULT_ARCH, vocab=list(ROOT_CATEGORIES)))
         model, desc = load_model(model_dir)
         model = model.to(memory_format=torch.channels_last).eval()
@@ -102,8 +99,9 @@ def main():
                 with torch.inference_mode(): return [o.numpy() for o in compiled(xb)]
             engines['compile'] = (comp, 'torch.compile (inductor, default mode)')
         if 'onnx' in a.engines:
-            try: engines['onnx'] = onnx_runner(module, x, d)
-            except ImportError as e: print(f'onnx: skipped ({e}); pip install onnxruntime onnx')
+            t = time.perf_counter()
+            try: engines['onnx'] = onnx_runner(module, x, model_dir); print(f'onnx: runner ready in {time.perf_counter() - t:.1f} s')
+            except RuntimeError as e: print(f'onnx: skipped ({e})')
         ref = None
         for name, (run, what) in engines.items():
             if name not in a.engines: continue
