@@ -14,7 +14,8 @@ One row per run (a backbone, an input size, the cached views and `train_cached` 
    scored, to see what moves same-product recall on unseen products: the other layers, mirror test-time
    averaging, GeM pooling, the untrained ImageNet body (the "frozen probe"), the pooled prefix map (mid level),
    concatenations, and a learned whitening (`product_whitening`: a linear map learned on the training products'
-   photos that whitens the scatter within a product; the validation products stay unseen).
+   photos that whitens the scatter within a product; the validation products stay unseen); for a model folder
+   with a whitening (`train(..., whiten=True)`, the default: `fbm_rank.whitening`), also the model's own `whitened` layer.
 
 Each finished row is appended to `WORK/results.jsonl` as one JSON line (raw figures, settings, load averages),
 the embedding pass's raw outputs are kept in `WORK/outputs/<row>.npz` (float16) to try other combinations (the
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from fbm_rank.paths import marketplace_dir, read_json, write_json
 from fbm_rank.backbones import backbone, load_model, make_model
 from fbm_rank.train import train, cache_features, cache_key, cache_name
-from fbm_rank.embed import DEFAULT_LAYER, EMBEDDING_LAYERS, CATEGORY_WEIGHT
+from fbm_rank.embed import DEFAULT_LAYER, EMBEDDING_LAYERS, CATEGORY_WEIGHT, layer_vectors
 from fbm_rank.rank import evaluate_retrieval
 
 L0, L1, L2 = 'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2'
@@ -171,7 +172,10 @@ def retrieval(prepared, model_dir, cache_at, work:Path, row:str, mirror:bool=Fal
     (work/'outputs').mkdir(parents=True, exist_ok=True)
     np.savez(work/'outputs'/f'{row}.npz', **{k: v.half().numpy() for k, v in o.items() if k != 'hidden_m'})
     o |= frozen_outputs(desc['arch'], len(desc['vocab']), cache_at, feats, work/'frozen'/f'{stem}.npz', mirror)
-    for name, v in embedding_variants(o, ids.product_id.to_numpy(), ~training.is_valid.to_numpy()).items():
+    variants = embedding_variants(o, ids.product_id.to_numpy(), ~training.is_valid.to_numpy())
+    if getattr(model, 'whitening', None) is not None:   # the whitening `train` learned and saved (the model's default layer)
+        variants["whitened (the model's own, learned by train)"] = layer_vectors((o['mid'], o['pooled'], o['hidden'], o['probs']), 'whitened', model.whitening)
+    for name, v in variants.items():
         m = evaluate_retrieval((F.normalize(v, dim=1).numpy().astype(np.float32), ids), training)
         out[name] = dict(precision_at_10=m['precision_at_10'], same_product_recall_at_1=m['same_product_recall_at_1'],
                          same_product_recall_at_1_all_photos=m['same_product_recall_at_1_all_photos'], dim=int(v.shape[1]))

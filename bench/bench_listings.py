@@ -18,6 +18,7 @@ Each figure is printed with the load average when it was measured.
 
     .venv/bin/python bench/bench_listings.py --emb ~/.cache/fbm_rank/real/rank/emb       # the photo embeddings of `fbm_rank embed`
     .venv/bin/python bench/bench_listings.py --emb EMB --text MODEL/text --tune
+    .venv/bin/python bench/bench_listings.py --emb EMB --text MODEL/text --no-search   # similar listings only
 
 The prepared folder is `$FBM_WORK/prepared` (default ~/.cache/fbm_rank/real/prepared); a text model is trained
 (about a minute) unless `--text` names a saved one.
@@ -55,6 +56,8 @@ def main():
     p.add_argument('--work', type=Path, default=Path(os.environ.get('FBM_WORK', Path.home()/'.cache'/'fbm_rank'/'real')))
     p.add_argument('--tune', action='store_true', help='print the tuning grid on training listings')
     p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
+    p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,category=0.4,vote=0.4,neighbours=10")
+    p.add_argument('--no-search', action='store_true', help='similar listings only (e.g. to compare photo embeddings): skip the search figures')
     a = p.parse_args()
     prepared = a.work/'prepared'
     if not (prepared/'report.json').is_file(): prepare(marketplace_dir(), prepared, show_progress=False)
@@ -74,7 +77,8 @@ def main():
     def parts(q):
         return (product_photo_matrix(v, codes, q, ti), T[q] @ T[ti].T, probs[q][:, [col[c] for c in root[ti]]])
     P, X, C = parts(vi)
-    rows = [('photo', P), ('text', X), ('naive fusion', (P + X)/2), ('fused', fused_similarity(P, X, C, sub[ti]))]
+    weights = {k: (int if k == 'neighbours' else float)(v) for k, v in (kv.split('=') for kv in a.weights.split(','))} if a.weights else None
+    rows = [('photo', P), ('text', X), ('naive fusion', (P + X)/2), ('fused', fused_similarity(P, X, C, sub[ti], weights))]
     print(f"{'ranking':14s} root_p@10 sub_p@10  load")
     for name, s in rows: print(f'{name:14s} {p_at(s, root[vi], root[ti]):9.4f} {p_at(s, sub[vi], sub[ti]):8.4f}  {load()}', flush=True)
     if a.tune:
@@ -88,6 +92,7 @@ def main():
                     for n in (10, 30):
                         s = fused_similarity(np.where(own, -1e3, Pt), Xt, Ct, sub[ti], dict(photo=w, category=c, vote=vote, neighbours=n))
                         print(w, c, vote, n, '->', p_at(s, root[tq], root[ti], own), p_at(s, sub[tq], sub[ti], own), flush=True)
+    if a.no_search: print(f'fused with {({**FUSION_WEIGHTS, **(weights or {})})}'); return
     # search: validation titles query the whole catalogue (their own listing left out)
     cat = catalogue_table(prepared)
     t0 = time.perf_counter(); search = build_search(cat, model); build_s = time.perf_counter() - t0

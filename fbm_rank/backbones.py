@@ -7,8 +7,8 @@ __all__ = ['RESNET50_FILES', 'BACKBONES', 'DEFAULT_ARCH', 'HEAD_FEATURES', 'FORM
            'resnet50_weights', 'lite_state_dict', 'check_shapes', 'load_strict', 'lite_weights', 'resnet50',
            'efficientnet_lite', 'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'backbone_split',
            'backbone', 'backbone_weights', 'imagenet_transform', 'make_model', 'torch_device', 'ModelFileError',
-           'photo_size', 'write_model', 'save_model', 'read_description', 'load_model', 'model_fingerprint',
-           'photo_transform']
+           'photo_size', 'write_model', 'save_model', 'read_description', 'cache_point', 'load_model',
+           'model_fingerprint', 'photo_transform']
 
 # %% ../nbs/06_backbones.ipynb #a385c674
 import re, warnings, importlib
@@ -24,6 +24,7 @@ with warnings.catch_warnings():   # fastai.layers decorates a few functions with
                                    imagenet_stats)
 from .paths import atomic_dir, write_json, read_json, fingerprint
 from .photos import open_photo, square_photo
+from .whitening import WhiteningFileError, save_whitening, load_whitening
 
 # %% ../nbs/06_backbones.ipynb #2fed4e84
 class WeightsNotFound(FileNotFoundError):
@@ -258,6 +259,9 @@ def write_model(model, # a trained model in vision_learner layout, or a fastai `
     if n_out != desc['n_classes'] or len(desc['vocab']) != n_out:
         raise ModelFileError(f'the model has {n_out} outputs but the description {desc["n_classes"]} classes / {len(desc["vocab"])} names')
     save_safetensors(model, str(Path(folder)/'model.safetensors'), metadata={'arch': desc['arch']})
+    whitening = getattr(model, 'whitening', None)   # a plain attribute (`load_model`, `train`): not in the state dict
+    if whitening is not None: desc['embedding'] = save_whitening(whitening, folder)
+    else: desc.pop('embedding', None)
     write_json(desc, Path(folder)/'model.json')
     return desc
 
@@ -285,9 +289,14 @@ def read_description(src # a model folder written by `save_model`
         raise ModelFileError(f'{src/"model.json"}: {len(desc["vocab"])} category names for n_classes={desc["n_classes"]}')
     return desc
 
+def cache_point(description:dict # a model description (`model.json`)
+               )->int: # the body index of the cache point: the trained model's, else its backbone's
+    "Where the body's prefix ends for this model: `training.cache_at`, else the backbone's `cache_at`."
+    return int((description.get('training') or {}).get('cache_at') or backbone(description['arch'])['cache_at'])
+
 def load_model(src # a model folder written by `save_model`
-              )->tuple: # (model in eval mode, description dict)
-    "Rebuild the model described in `src/model.json` (no download) and load `src/model.safetensors` into it."
+              )->tuple: # (model in eval mode, description dict); the model carries `.cache_at` and `.whitening` (None without one)
+    "Rebuild the model described in `src/model.json` (no download) and load `src/model.safetensors` into it (and its whitening)."
     src = Path(src); desc = read_description(src); f = src/'model.safetensors'
     model = make_model(desc['arch'], desc['n_classes'], pretrained=False)
     try:
@@ -296,14 +305,22 @@ def load_model(src # a model folder written by `save_model`
         load_safetensors(model, str(f), strict=True)
     except Exception as e:
         raise ModelFileError(f'{e} (described by {src/"model.json"}: arch {desc["arch"]}, {desc["n_classes"]} classes)') from None
+    # plain attributes, not submodules: the state dict (and so model.safetensors) stays exactly the network's
+    model.cache_at, model.whitening = cache_point(desc), None
+    if 'embedding' in desc:
+        try: model.whitening = load_whitening(src, desc['embedding'])
+        except (WhiteningFileError, KeyError, TypeError) as e: raise ModelFileError(f'{e} (described by {src/"model.json"}: embedding)') from None
+        model.cache_at = model.whitening.cache_at or model.cache_at
     return model.eval(), desc
 
 def model_fingerprint(model_dir # a model folder written by `save_model`
                      )->str: # a 40-digit hex key
-    "What a model's outputs depend on: its weights (by content) and the description's arch, classes, input size, normalisation and photo size."
+    "What a model's outputs depend on: its weights (by content), the description's arch, classes, input size, normalisation and photo size, and its whitening (by content) when it has one."
     desc = read_description(model_dir)
+    e = desc.get('embedding')   # absent in older folders: their key is what it was
+    white = [Path(model_dir)/e['file'], {k: e.get(k) for k in ('layer', 'blocks', 'category_weight', 'cache_at')}] if e else []
     return fingerprint('model', Path(model_dir)/'model.safetensors',
-                       {k: desc[k] for k in ('arch', 'vocab', 'size', 'mean', 'std')}, photo_size(desc))
+                       {k: desc[k] for k in ('arch', 'vocab', 'size', 'mean', 'std')}, photo_size(desc), *white)
 
 # %% ../nbs/06_backbones.ipynb #95db48cd
 def photo_transform(description:dict # a model description (`model.json`): size, mean, std (+ training.photo_size)

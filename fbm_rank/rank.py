@@ -132,7 +132,7 @@ def similar_to_product(index:ImageIndex, # the photo index
                             exclude_product=_as_set(exclude_product) | {str(product_id)}, **kwargs)
 
 # %% ../nbs/12_rank.ipynb #9f72ee9f
-FUSION_WEIGHTS = {'photo': 0.4, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training listings (bench/bench_listings.py)
+FUSION_WEIGHTS = {'photo': 0.6, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training listings, whitened photos (bench/bench_listings.py --tune)
 
 def _vote(scores:np.ndarray, labels:np.ndarray, n:int)->np.ndarray:
     "For each query row, the share of its `n` best candidates (weighted by score) in each candidate's label."

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'VIEWS', 'MODES', 'photo_dataloaders', 'quiet', 'train_fine_tune', 'cache_name', 'cache_key',
            'cache_features', 'CachedViews', 'cached_model', 'train_cached', 'product_contrast', 'ProductContrastLoss',
-           'ProductBatches', 'check_categories', 'check_options', 'photo_out_of_fold', 'train']
+           'ProductBatches', 'whitening_features', 'learn_model_whitening', 'check_categories', 'check_options',
+           'photo_out_of_fold', 'train']
 
 # %% ../nbs/07_train.ipynb #aed653cf
 import time, inspect, warnings
@@ -24,6 +25,7 @@ from .paths import atomic_path, atomic_dir, fingerprint, resumable_chunks, clear
 from .labels import CategoryEncoder
 from .prepare import prepared_photo_size
 from .backbones import torch_device, DEFAULT_ARCH, backbone, backbone_weights, make_model, write_model
+from .whitening import learn_whitening
 
 # %% ../nbs/07_train.ipynb #053f1153
 def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `categories.json`, `images/`)
@@ -254,6 +256,53 @@ class ProductBatches(DataLoader):
     def shuffle_fn(self, idxs):
         return [i for g in self.rng.sample(range(len(self.groups)), len(self.groups)) for i in self.groups[g]]
 
+# %% ../nbs/07_train.ipynb #98c519a7
+def _pool(f)->torch.Tensor: return F.adaptive_avg_pool2d(f, 1).flatten(1).float().cpu()
+
+def whitening_features(prepared, # the prepared folder
+                       model, # the trained model (vision_learner layout)
+                       mode:str='cached', # 'cached': from the cached prefix features; 'fine_tune': one pass over the photos
+                       arch:str=DEFAULT_ARCH, # a key of `BACKBONES`
+                       size:int|None=None, # input side; the backbone's default when None
+                       cache_at:int|None=None, # body index of the cache point (`mid`); the backbone's when None
+                       bs:int=64, # photos per batch
+                       device=None, # where the model runs; 'cuda' when available, else 'cpu'
+                       weights=None # the ImageNet weights file the cache was made with (cached mode); found offline when None
+                      )->tuple: # ({'mid': N x C, 'pooled': N x F} float32 numpy, N product ids): the training photos only
+    "The pooled prefix map and pooled body features of every training photo of `prepared`, with their product ids."
+    prepared = Path(prepared); _, size, cache_at = _settings(arch, size, cache_at)
+    rows = pd.read_parquet(prepared/'training.parquet')
+    learn, dev = np.flatnonzero(~rows.is_valid.to_numpy()), torch_device(device)
+    model = model.to(dev).eval()
+    if mode == 'cached':
+        feats = cache_features(prepared, arch, size, cache_at, 'plain', bs=bs, show_progress=False, weights=weights, device=device)
+        batches, start = (torch.from_numpy(np.asarray(feats[learn[i:i+bs]], np.float32)) for i in range(0, len(learn), bs)), cache_at
+    else:
+        dl = photo_dataloaders(prepared, arch, size, bs, augment=False, device=device).test_dl(rows.iloc[learn], bs=bs)
+        batches, start = (xb.as_subclass(torch.Tensor) for xb, in dl), 0
+    mid, pooled = [], []
+    with torch.inference_mode():
+        for x in batches:
+            m = model[0][start:cache_at](x.to(dev).contiguous(memory_format=torch.channels_last))
+            mid.append(_pool(m)); pooled.append(_pool(model[0][cache_at:](m)))
+    return {'mid': torch.cat(mid).numpy(), 'pooled': torch.cat(pooled).numpy()}, rows.product_id.iloc[learn].astype(str).to_numpy()
+
+def learn_model_whitening(prepared, # the prepared folder
+                          model, # the trained model
+                          mode:str='cached', # how it was trained: where the features come from
+                          arch:str=DEFAULT_ARCH, # a key of `BACKBONES`
+                          size:int|None=None, # input side
+                          cache_at:int|None=None, # body index of the cache point
+                          bs:int=64, # photos per batch
+                          device=None, # where the model runs
+                          weights=None # the ImageNet weights file the cache was made with
+                         ): # a `whitening.Whitening`, or None when no training product has two photos
+    "The whitening of `model`'s embedding, learned on the training photos of `prepared`; None (documented fallback: `pooled_category`) when there is nothing to learn."
+    _, size, cache_at = _settings(arch, size, cache_at)
+    blocks, products = whitening_features(prepared, model, mode, arch, size, cache_at, bs, device, weights)
+    if not pd.Series(products).duplicated().any(): return None
+    return learn_whitening(blocks, products, cache_at=cache_at)
+
 # %% ../nbs/07_train.ipynb #d9b8e1b1
 from .evaluate import evaluate_predictions
 
@@ -321,6 +370,7 @@ def train(prepared, # the prepared folder
           show_progress:bool=True, # progress bars and per-epoch table
           text:bool=True, # also train the text model and the fusion of text and photos (`fbm_rank.fusion`)
           folds:int=2, # cross-fitting folds for the fusion: each fold's photo and text predictions come from models trained without it
+          whiten:bool=True, # learn the whitened embedding from the training photos (`learn_model_whitening`) and save it with the model
           device=None, # where the photo model trains; 'cuda' when available, else 'cpu'
           **kwargs # more settings of the mode's function: `train_cached` (views, cache_at, wd, ...) or `train_fine_tune`
          )->dict: # the validation metrics (with `listing`: per listing, text, photos and fused, when `text`)
@@ -335,6 +385,12 @@ def train(prepared, # the prepared folder
     t0 = time.perf_counter()
     options = dict(arch=arch, epochs=epochs, size=size, bs=bs, lr=lr, seed=seed, show_progress=show_progress, device=device, **kwargs)
     model, probs, targets, times = _fit_photos(prepared, mode, **options)
+    whitening = None
+    if whiten:
+        t4 = time.perf_counter()
+        whitening = learn_model_whitening(prepared, model, mode, arch, size, kwargs.get('cache_at'), bs, device, kwargs.get('weights'))
+        model.cpu().whitening = whitening   # a plain attribute: `write_model` saves it beside the weights
+        times['whiten_s'] = round(time.perf_counter() - t4, 1)
     if text:
         from fbm_rank import fusion   # fusion reads the model folders train writes; train calls it, not the other way round
         fold_of = fusion.cross_fit_folds(prepared, folds, seed)
@@ -355,6 +411,7 @@ def train(prepared, # the prepared folder
         settings = dict(mode=mode, epochs=epochs, bs=bs, lr=lr, seed=seed, photo_size=prepared_photo_size(prepared),
                         cache_at=kwargs.get('cache_at') or b['cache_at'] if mode == 'cached' else None,
                         train_photos=int((~rows.is_valid).sum()), valid_photos=len(valid), folds=folds if text else None,
+                        whiten=whiten if whitening is not None or not whiten else 'skipped: no training product has two or more photos',
                         seconds=dict(times, total=round(time.perf_counter()-t0, 1)),
                         **{k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v for k, v in kwargs.items()})
         summary = {k: metrics[k] for k in metrics if k.endswith('accuracy') or k in ('n_photos', 'n_products', 'macro_recall')}
