@@ -193,7 +193,7 @@ def run_row(name, settings, prepared, work, quick=False, show_progress=True, mir
     passes = [feature_pass(prepared, arch, size, cache_at, v, work/'feature_times.json', show_progress) for v in views]
     out = work/'models'/name
     t, before = time.perf_counter(), load1()
-    metrics = train(prepared, out, arch, 'cached', epochs=epochs, size=size, show_progress=show_progress, **s)
+    metrics = train(prepared, out, arch, 'cached', epochs=epochs, size=size, show_progress=show_progress, text=False, **s)   # the photo model alone: a row compares photo models
     train_wall = round(time.perf_counter() - t, 1)
     secs = read_json(out/'model.json')['training']['seconds']
     train_load = dict(load_before=before, load_after=load1())

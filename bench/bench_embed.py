@@ -8,19 +8,21 @@ weights do not change the cost), at the default layer, and must give the same ve
   ONE photo, in the default (contiguous NCHW) memory layout, with autograd on (no `torch.inference_mode`),
   then the same layer and L2 normalisation as `embed`.
 - fbm_rank: `bs` photos at a time through `embed.embed_batch` (channels_last memory layout, `inference_mode`).
+- fbm_rank, ONNX Runtime: the same, the model's outputs from `embed.use_runtime(model, description, 'onnx')`
+  (exported once into `$FBM_CACHE/runtime`, what `embed_photos` uses on the CPU by default).
 
-Prints photos/s of both, their ratio and the 1-minute load average before and after each, measured in the same
+Prints photos/s of each, the ratios and the 1-minute load average before and after each, measured in the same
 run: the ratio depends on the machine and on how busy it is, so quote it with the load average.
 
     python bench/bench_embed.py [--n 256] [--bs 64] [--model MODEL_DIR]
 
 With `--tta` it measures test-time augmentation instead. 
-One pass over every photo of a prepared folder and one over its mirror image give the model's three outputs
-(pooled features, the head's hidden layer, the probabilities) of both views, exactly as `embed.batch_outputs`
+One pass over every photo of a prepared folder and one over its mirror image give the model's four outputs
+(`embed.OUTPUTS`: the mid-level pooled map, pooled features, the head's hidden layer, the probabilities) of both views, exactly as `embed.batch_outputs`
 computes them; the plain outputs and the averaged ones (`tta=True`) are then scored the same way:
 - category accuracy per validation photo and per validation product (`evaluate.evaluate_predictions`);
 - precision@10 and same-product recall@1 of the validation photos against the training photos
-  (`evaluate.retrieval_metrics`), for each embedding layer;
+  (`evaluate.retrieval_metrics`), for each embedding layer (`whitened` only for a model with a whitening);
 and the seconds per photo of a plain and of a mirrored batch. The outputs are kept in `--cache` (a .npz), so a
 rerun only scores.
 
@@ -34,7 +36,7 @@ from PIL import Image
 from fbm_rank.paths import marketplace_dir
 from fbm_rank.labels import ROOT_CATEGORIES
 from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, photo_transform
-from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS, _outputs, batch_outputs
+from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS, OUTPUTS, _outputs, batch_outputs, layer_vectors, use_runtime
 from fbm_rank.backbones import model_fingerprint
 from fbm_rank.evaluate import evaluate_predictions, retrieval_metrics
 import pandas as pd
@@ -58,6 +60,7 @@ def main():
         model_dir = a.model
         if model_dir is None:
             model_dir = Path(d)/'model'
+            torch.manual_seed(0)   # the same head every run: one ONNX export in the cache, not one per run
             save_model(make_model(DEFAULT_ARCH, len(ROOT_CATEGORIES)), model_dir, dict(arch=DEFAULT_ARCH, vocab=list(ROOT_CATEGORIES)))
         model, desc = load_model(model_dir)
         tfm = photo_transform(desc)
@@ -66,19 +69,26 @@ def main():
         naive_s = time.perf_counter() - t; load_naive = (load_naive, load())
         fast_model = model.to(memory_format=torch.channels_last)
         load_ours = load(); t = time.perf_counter()
-        ours = [embed_batch(fast_model, torch.stack([tfm(Image.open(f)) for f in photos[i:i+a.bs]])) for i in range(0, len(photos), a.bs)]
+        batches = lambda: (torch.stack([tfm(Image.open(f)) for f in photos[i:i+a.bs]]) for i in range(0, len(photos), a.bs))
+        ours = [embed_batch(fast_model, x, DEFAULT_LAYER) for x in batches()]
         ours_s = time.perf_counter() - t; load_ours = (load_ours, load())
+        runner = use_runtime(fast_model, desc, 'onnx', 'cpu')   # the export (first time only) is not timed
+        load_onnx = load(); t = time.perf_counter()
+        onnx = [embed_batch(fast_model, x, DEFAULT_LAYER) for x in batches()]
+        onnx_s = time.perf_counter() - t; load_onnx = (load_onnx, load())
     diff = np.abs(np.concatenate(naive) - np.concatenate(ours)).max()
+    diff_onnx = np.abs(np.concatenate(onnx) - np.concatenate(ours)).max()
     print(f'{len(photos)} photos, layer {DEFAULT_LAYER}, batch {a.bs}, {torch.get_num_threads()} threads, '
-          f'{os.cpu_count()} cores (max difference {diff:.1e})')
+          f'{os.cpu_count()} cores (max difference {diff:.1e}; ONNX Runtime against torch {diff_onnx:.1e})')
     print(f'naive loop : {len(photos)/naive_s:7.1f} photos/s  (load average {load_naive[0]:.2f} -> {load_naive[1]:.2f})')
     print(f'fbm_rank   : {len(photos)/ours_s:7.1f} photos/s  (load average {load_ours[0]:.2f} -> {load_ours[1]:.2f})')
-    print(f'ratio      : {naive_s/ours_s:7.2f}x')
+    print(f'  onnx     : {len(photos)/onnx_s:7.1f} photos/s  (load average {load_onnx[0]:.2f} -> {load_onnx[1]:.2f}; {runner.provider})')
+    print(f'ratio      : {naive_s/ours_s:7.2f}x (torch), {naive_s/onnx_s:.2f}x (ONNX Runtime); ONNX Runtime / torch {ours_s/onnx_s:.2f}x')
 
 REAL = Path.home()/'.cache/fbm_rank/real'
 
 def views(model, tfm, paths, bs):
-    "The three outputs of every photo and of its mirror image, and the seconds the plain and the mirrored passes took."
+    "The four outputs (`OUTPUTS`) of every photo and of its mirror image, and the seconds the plain and the mirrored passes took."
     plain, mirror, secs = [], [], [0., 0.]
     with torch.inference_mode():
         for i in range(0, len(paths), bs):
@@ -86,16 +96,17 @@ def views(model, tfm, paths, bs):
             t = time.perf_counter(); plain.append([o.numpy() for o in _outputs(model, x)]); secs[0] += time.perf_counter() - t
             t = time.perf_counter(); mirror.append([o.numpy() for o in _outputs(model, x.flip(3))]); secs[1] += time.perf_counter() - t
             if i % (bs*20) == 0: print(f'  {i+len(x)}/{len(paths)} photos, load average {os.getloadavg()[0]:.1f}', flush=True)
-    cat = lambda parts: [np.concatenate([p[j] for p in parts]) for j in range(3)]
+    cat = lambda parts: [np.concatenate([p[j] for p in parts]) for j in range(len(OUTPUTS))]
     return cat(plain), cat(mirror), secs
 
-def scores(outs, t, vocab):
-    pooled, hidden, probs = map(torch.from_numpy, outs)
+def scores(outs, t, vocab, whitening=None):
+    outs = tuple(map(torch.from_numpy, outs)); probs = outs[-1]
     valid = t.is_valid.to_numpy()
     m = evaluate_predictions(probs.numpy()[valid], t.label.to_numpy()[valid], t.product_id.to_numpy()[valid], vocab)
     row = {'accuracy': m['accuracy'], 'product_accuracy': m['product_accuracy']}
-    for layer, f in EMBEDDING_LAYERS.items():
-        v = F.normalize(f(pooled, hidden, probs), dim=1).numpy()
+    for layer in EMBEDDING_LAYERS:
+        if layer == 'whitened' and whitening is None: continue   # a model without a whitening has no such layer
+        v = layer_vectors(outs, layer, whitening).numpy()
         r = retrieval_metrics(v, t.root_category, t.product_id, t.is_valid, 10)
         row[f'{layer} P@10'], row[f'{layer} R@1'] = r['precision_at_10'], r['same_product_recall_at_1']
     return row
@@ -118,27 +129,30 @@ def tta_main(argv=None):
     t = t.iloc[np.sort(np.concatenate([pick(np.flatnonzero(t.is_valid), a.queries), pick(np.flatnonzero(~t.is_valid), a.index)]))].reset_index(drop=True)
     model, desc = load_model(a.model)
     model = model.to(memory_format=torch.channels_last).eval()
-    key = model_fingerprint(a.model) + str(len(t)) + str(list(t.image_id[:3]))
+    key = model_fingerprint(a.model) + str(len(t)) + str(list(t.image_id[:3])) + str(OUTPUTS)
+    n_out = len(OUTPUTS)
     if a.cache.exists() and str(np.load(a.cache)['key']) == key:
-        z = np.load(a.cache); plain, mirror, secs = [z[f'p{j}'] for j in range(3)], [z[f'm{j}'] for j in range(3)], list(z['secs'])
+        z = np.load(a.cache); plain, mirror, secs = [z[f'p{j}'] for j in range(n_out)], [z[f'm{j}'] for j in range(n_out)], list(z['secs'])
     else:
         load0 = os.getloadavg()[0]
         plain, mirror, secs = views(model, photo_transform(desc), [a.prepared/q for q in t.path], a.bs)
         print(f'load average {load0:.1f} -> {os.getloadavg()[0]:.1f} during the passes')
-        np.savez(a.cache, key=key, secs=secs, **{f'p{j}': plain[j] for j in range(3)}, **{f'm{j}': mirror[j] for j in range(3)})
+        np.savez(a.cache, key=key, secs=secs, **{f'p{j}': plain[j] for j in range(n_out)}, **{f'm{j}': mirror[j] for j in range(n_out)})
     # the averaged outputs here are what `batch_outputs(..., tta=True)` returns: checked on the first photos
     x = torch.stack([photo_transform(desc)(Image.open(a.prepared/q)) for q in t.path[:8]])
-    v, pr = batch_outputs(model, x, tta=True)
-    avg = [(plain[j][:8] + mirror[j][:8])/2 for j in range(3)]
-    ref = F.normalize(EMBEDDING_LAYERS['pooled_category'](*map(torch.from_numpy, avg)), dim=1).numpy()
-    print(f'check against batch_outputs(tta=True): max difference {max(np.abs(v - ref).max(), np.abs(pr - avg[2]).max()):.1e}')
+    whitening = getattr(model, 'whitening', None)
+    layer = 'whitened' if whitening is not None else DEFAULT_LAYER
+    v, pr = batch_outputs(model, x, layer, tta=True)
+    avg = [(plain[j][:8] + mirror[j][:8])/2 for j in range(n_out)]
+    ref = layer_vectors(tuple(map(torch.from_numpy, avg)), layer, whitening).numpy()
+    print(f'check against batch_outputs({layer}, tta=True): max difference {max(np.abs(v - ref).max(), np.abs(pr - avg[-1]).max()):.1e}')
     vocab = list(desc['vocab'])
-    rows = {'plain': scores(plain, t, vocab), 'mirror only': scores(mirror, t, vocab),
-            'tta (mean of both)': scores([(a_ + b_)/2 for a_, b_ in zip(plain, mirror)], t, vocab)}
+    rows = {'plain': scores(plain, t, vocab, whitening), 'mirror only': scores(mirror, t, vocab, whitening),
+            'tta (mean of both)': scores([(a_ + b_)/2 for a_, b_ in zip(plain, mirror)], t, vocab, whitening)}
     print(f'{len(t)} photos ({int(t.is_valid.sum())} validation), model {a.model} ({desc["arch"]}, {desc["size"]} px)')
     print(pd.DataFrame(rows).T.round(4).to_string())
     valid, label = t.is_valid.to_numpy(), t.label.to_numpy()
-    right = {k: o[2][valid].argmax(1) == label[valid] for k, o in (('plain', plain), ('tta', [(plain[2] + mirror[2])/2]*3))}
+    right = {k: o[-1][valid].argmax(1) == label[valid] for k, o in (('plain', plain), ('tta', [(plain[-1] + mirror[-1])/2]))}
     print(f"validation photos right only with tta: {int((right['tta'] & ~right['plain']).sum())}, "
           f"right only without: {int((right['plain'] & ~right['tta']).sum())} (of {int(valid.sum())})")
     print(f'seconds per photo: plain {secs[0]/len(t)*1000:.1f} ms, mirrored pass {secs[1]/len(t)*1000:.1f} ms '

@@ -1,15 +1,16 @@
 """Benchmark: retrieval quality of every embedding layer of one trained model on the real marketplace data.
 
 For a prepared folder and a model folder (`fbm_rank train`), one pass over every photo computes the model's
-three outputs (`embed.batch_outputs`' pooled body features, the head's hidden layer, the category
-probabilities); from them each layer of `embed.EMBEDDING_LAYERS` is formed, `pooled_category` also with other
+four outputs (`embed.OUTPUTS`: the mid-level pooled map, the pooled body features, the head's hidden layer, the
+category probabilities); from them each layer of `embed.EMBEDDING_LAYERS` is formed (`embed.layer_vectors`;
+`whitened` only when the model has a whitening), `pooled_category` also with other
 weights of the posterior, and `pooled` of the untrained ImageNet body as the baseline. Each is scored with
 `rank.evaluate_retrieval` on the product-level validation split: precision@10 (validation photos query the
 training photos; a hit is a product of the query's root category) and same-product recall@1 (validation
 photos query all other photos). Prints one table row per embedding, with the load average of the machine.
 The table in `nbs/10_embed.ipynb` quotes only figures whose output is kept in the repository.
 
-    python bench/bench_layers.py --prepared PREPARED --model MODEL [--weights 0.1,0.15,0.25,1]
+    python bench/bench_layers.py --prepared PREPARED --model MODEL [--weights 0.1,0.15,0.25,1] [--n PHOTOS]
 """
 import argparse, os
 from pathlib import Path
@@ -18,18 +19,16 @@ import torch.nn.functional as F
 from PIL import Image
 from fbm_rank.paths import progress
 from fbm_rank.backbones import load_model, make_model, photo_transform
-from fbm_rank.embed import EMBEDDING_LAYERS, CATEGORY_WEIGHT, _with_category
+from fbm_rank.embed import EMBEDDING_LAYERS, CATEGORY_WEIGHT, OUTPUTS, _with_category, _outputs, layer_vectors
 from fbm_rank.rank import evaluate_retrieval
 
 def outputs(model, tfm, paths, bs):
-    "(pooled, hidden, probs) of every photo, one pass through the model."
+    "The four outputs (`OUTPUTS`: mid, pooled, hidden, probs) of every photo, one pass through the model."
     out = []
     for i in progress(range(0, len(paths), bs), label='embedding'):
-        x = torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]]).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            f = model[0](x); hidden = model[1][:-1](f)
-            out.append((F.adaptive_avg_pool2d(f, 1).flatten(1), hidden, F.softmax(model[1][-1](hidden).float(), dim=1)))
-    return [torch.cat(parts) for parts in zip(*out)]
+        x = torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]])
+        with torch.inference_mode(): out.append(_outputs(model, x))
+    return tuple(torch.cat(parts) for parts in zip(*out))
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,19 +36,25 @@ def main():
     p.add_argument('--model', type=Path, required=True)
     p.add_argument('--weights', default='0.1,0.15,0.25,1', help='weights of the posterior in pooled_category')
     p.add_argument('--bs', type=int, default=64)
+    p.add_argument('--n', type=int, default=0, help='photos to score, a random sample of the training table (0: all)')
     a = p.parse_args()
     training = pd.read_parquet(a.prepared/'training.parquet')
+    if a.n and a.n < len(training): training = training.sample(a.n, random_state=0).sort_index().reset_index(drop=True)
     ids = training[['image_id', 'product_id']].astype(str)
     paths = [a.prepared/f for f in training.path]
     model, desc = load_model(a.model)
     tfm = photo_transform(desc)
-    pooled, hidden, probs = outputs(model.to(memory_format=torch.channels_last), tfm, paths, a.bs)
+    outs = outputs(model.to(memory_format=torch.channels_last), tfm, paths, a.bs)
+    pooled, probs, whitening = outs[1], outs[-1], getattr(model, 'whitening', None)
     frozen = make_model(desc['arch'], len(desc['vocab'])).eval().to(memory_format=torch.channels_last)
-    rows = {'pooled, frozen ImageNet body': outputs(frozen, tfm, paths, a.bs)[0]}
-    rows |= {f'{layer} (trained model)': fn(pooled, hidden, probs) for layer, fn in EMBEDDING_LAYERS.items()}
+    rows = {'pooled, frozen ImageNet body': outputs(frozen, tfm, paths, a.bs)[1]}
+    # `whitened` needs the model's learned whitening: skipped for a model trained without one
+    rows |= {f'{layer} (trained model)': layer_vectors(outs, layer, whitening)
+             for layer in EMBEDDING_LAYERS if layer != 'whitened' or whitening is not None}
     rows |= {f'pooled_category, weight {w}': _with_category(pooled, probs, float(w))
              for w in a.weights.split(',') if float(w) != CATEGORY_WEIGHT}
-    print(f'model {a.model} ({desc["arch"]}), {len(paths)} photos, load average {os.getloadavg()[0]:.2f}')
+    print(f'model {a.model} ({desc["arch"]}), {len(paths)} photos, load average {os.getloadavg()[0]:.2f}'
+          + ('' if whitening is not None else "; no whitening: layer 'whitened' skipped"))
     print(f'| embedding | precision@10 | same-product recall@1 |\n|---|---|---|')
     for name, v in rows.items():
         m = evaluate_retrieval((F.normalize(v.float(), dim=1).numpy(), ids), training)

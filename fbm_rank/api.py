@@ -147,7 +147,7 @@ class Problem(BaseModel):
     detail: str
 
 class ModelInfo(BaseModel):
-    arch: str; n_classes: int; size: int; vocab: list[str]
+    arch: str; n_classes: int; size: int; vocab: list[str]; runtime: str  # runtime: the engine, 'onnx' or 'torch'
 
 class IndexInfo(BaseModel):
     kind: str; count: int; dim: int; layer: str
@@ -221,13 +221,13 @@ NOT_FOUND = {404: {'model': Problem, 'description': 'No such listing or photo'}}
 WRITE_ERRORS = {**PHOTO_ERRORS, 401: {'model': Problem, 'description': 'The service needs a bearer token for writes'}}
 
 def health(svc:Service)->dict:
-    "What `/healthcheck` answers: uptime, the model, the index and the counts."
+    "What `/healthcheck` answers: uptime, the model (and the engine running it), the index and the counts."
     d, uptime = svc.description, time.time() - svc.started
     with svc.lock:
         counts = dict(products=len(svc.catalogue), photos=len(svc.index), added_products=count_stored(svc.store))
         index = dict(kind=svc.index.kind, count=len(svc.index), dim=svc.index.dim, layer=svc.layer)
     return dict(status='ok', message=f'API has been running for {uptime:.0f} s', uptime_s=round(uptime, 3), counts=counts,
-                index=index, model=dict(arch=d['arch'], n_classes=d['n_classes'], size=d['size'], vocab=d['vocab']))
+                index=index, model=dict(arch=d['arch'], n_classes=d['n_classes'], size=d['size'], vocab=d['vocab'], runtime=svc.runtime))
 
 @router.get('/healthcheck', response_model=Health, summary='Is the service up, and what does it serve?')
 def healthcheck(svc:Service=Depends(get_service)): return health(svc)
@@ -386,10 +386,11 @@ def make_app(model_dir, # a model folder (`train`)
              max_batch:int=16, # most photos of concurrent requests run through the model together
              token:str=None, # the bearer token writes need; None: writes are open
              max_pixels:int=SERVICE_MAX_PIXELS, # most pixels one upload may cost to decode
-             max_decodes:int=MAX_DECODES # photos decoded at once
+             max_decodes:int=MAX_DECODES, # photos decoded at once
+             runtime:str='auto' # the model's engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
             )->FastAPI:
     "The HTTP service over a model, an index and a prepared folder, loaded once."
-    svc = load_service(model_dir, index_dir, prepared_dir, db_path, max_pixels=max_pixels, max_decodes=max_decodes)
+    svc = load_service(model_dir, index_dir, prepared_dir, db_path, max_pixels=max_pixels, max_decodes=max_decodes, runtime=runtime)
     return service_app(svc, Limits(int(max_upload_mb*MB), max_k, token or None), max_batch)
 
 # %% ../nbs/15_api.ipynb #0e4b92d2
@@ -402,10 +403,11 @@ def run(model, # a model folder (`train`)
         max_upload_mb:float=10, # largest photo accepted, in MB
         max_batch:int=16, # most photos of concurrent requests run through the model together
         token:str=None, # the bearer token writes need; `$FBM_TOKEN` when None; writes are open without either
-        log_level:str='info' # uvicorn's log level
+        log_level:str='info', # uvicorn's log level
+        runtime:str='auto' # the model's engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
        ):
     "Serve the HTTP API and the web page until interrupted."
     import uvicorn
     app = make_app(model, index, data, db_path=db_path, max_upload_mb=max_upload_mb, max_batch=max_batch,
-                   token=token or os.environ.get(TOKEN_ENV))
+                   token=token or os.environ.get(TOKEN_ENV), runtime=runtime)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -4,20 +4,24 @@
 
 # %% auto #0
 __all__ = ['CATEGORY_WEIGHT', 'EMBEDDING_LAYERS', 'DEFAULT_LAYER', 'OUTPUTS', 'EMB_FILES', 'ID_COLUMNS', 'default_layer',
-           'embedding_dim', 'layer_vectors', 'batch_outputs', 'embed_batch', 'clean_image', 'photo_outputs',
-           'embed_images', 'check_embeddings', 'write_embeddings', 'read_embeddings', 'embedding_plan', 'embed_photos']
+           'embedding_dim', 'layer_vectors', 'batch_outputs', 'embed_batch', 'use_runtime', 'model_runtime',
+           'clean_image', 'photo_outputs', 'embed_images', 'check_embeddings', 'write_embeddings', 'read_embeddings',
+           'embedding_plan', 'embed_photos']
 
 # %% ../nbs/10_embed.ipynb #68af323f
 import io
+from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
+from torch import nn
 from PIL import Image
 from .paths import atomic_path, write_json, read_json, fingerprint, resumable_chunks, clear_chunks
 from .photos import clean_upload
 from .backbones import (torch_device, HEAD_FEATURES, backbone, load_model, read_description, model_fingerprint, photo_size,
                                 photo_transform)
 from .whitening import whitened_vectors
+from .runtime import Runner, outputs_runner, torch_runner, module_key
 
 # %% ../nbs/10_embed.ipynb #74e39747
 CATEGORY_WEIGHT = 0.15   # weight of the category posterior in `pooled_category`
@@ -72,9 +76,16 @@ def _outputs(model, x)->tuple:
     hidden = model[1][:-1](f)
     return _pool(f if m is None else m), _pool(f), hidden.float(), F.softmax(model[1][-1](hidden).float(), dim=1)
 
-def _mirrored_outputs(model, x)->tuple:
-    "`_outputs` averaged over each photo and its mirror image, from one pass over both."
-    return tuple(o.view(2, len(x), -1).mean(0) for o in _outputs(model, torch.cat([x, x.flip(3)])))
+def _mirrored(outputs, x)->tuple:
+    "`outputs(x)` averaged over each photo and its mirror image, from one pass over both."
+    return tuple(o.view(2, len(x), -1).mean(0) for o in outputs(torch.cat([x, x.flip(3)])))
+
+def _mirrored_outputs(model, x)->tuple: return _mirrored(partial(_outputs, model), x)
+
+def _engine(model):
+    "What computes `model`'s four outputs: its ONNX Runtime runner (`use_runtime`) while it is on the CPU, else torch."
+    runner = getattr(model, 'runner', None)
+    return runner if runner is not None and _model_device(model).type == 'cpu' else partial(_outputs, model)
 
 def layer_vectors(outputs:tuple, # (mid, pooled, hidden, probs) torch tensors, as `_outputs` returns them
                   layer:str, # a key of `EMBEDDING_LAYERS`
@@ -90,10 +101,11 @@ def batch_outputs(model, # a model in vision_learner layout, in eval mode (from 
                   layer:str|None=None, # a key of `EMBEDDING_LAYERS`; None: the model's default
                   tta:bool=False # average each photo's outputs with its mirror image's (twice the work)
                  )->tuple: # (batch x D float32 rows of unit length, batch x classes float32 probabilities), numpy on the CPU
-    "The L2-normalised embeddings and the category probabilities of a batch, from one pass through the model."
+    "The L2-normalised embeddings and the category probabilities of a batch, from one pass through the model (or its `runner`)."
     layer = layer or _model_layer(model); _check_layer(layer)
     with torch.inference_mode():
-        o = (_mirrored_outputs if tta else _outputs)(model, x)
+        engine = _engine(model)
+        o = _mirrored(engine, x) if tta else engine(x)
         v = layer_vectors(o, layer, getattr(model, 'whitening', None))
     return v.cpu().numpy(), o[-1].cpu().numpy()
 
@@ -104,6 +116,30 @@ def embed_batch(model, # a model in vision_learner layout, in eval mode
                )->np.ndarray: # batch x D float32, rows of unit length
     "The L2-normalised embeddings of a batch."
     return batch_outputs(model, x, layer, tta)[0]
+
+# %% ../nbs/10_embed.ipynb #2bfdc0dc
+class _Outputs(nn.Module):
+    "`_outputs` of a model as a module, what the runtime exports."
+    def __init__(self, model): super().__init__(); self.model = model
+    def forward(self, x): return _outputs(self.model, x)
+
+def use_runtime(model, # a model from `backbones.load_model` (in eval mode: it is put there)
+                description:dict, # its description (`model.json`): the photo size the export is traced at
+                runtime:str='auto', # one of `runtime.RUNTIMES`: 'auto', 'torch' or 'onnx'
+                device=None # where the model computes; None: 'cuda' when available, else 'cpu'
+               )->Runner: # the engine chosen; `model.runner` is it when it is ONNX Runtime, else None
+    "Attach to `model` the fastest engine `runtime` allows for its outputs (`model.runner`), used by `batch_outputs`."
+    device, module = torch_device(device), _Outputs(model).eval()
+    if runtime == 'torch' or (runtime == 'auto' and device.type != 'cpu'): runner = torch_runner(module, device)
+    else: runner = outputs_runner(module, module_key(module, getattr(model, 'cache_at', None), OUTPUTS), runtime, device,
+                                  size=int(description['size']))
+    model.runner = runner if runner.runtime == 'onnx' else None
+    return runner
+
+def model_runtime(model # a model, with or without a `runner` (`use_runtime`)
+                 )->str: # 'onnx' or 'torch'
+    "The engine `batch_outputs` runs `model` with."
+    return 'onnx' if _engine(model) is getattr(model, 'runner', None) else 'torch'
 
 # %% ../nbs/10_embed.ipynb #fbc6821b
 def _encoded(image:Image.Image)->bytes:
@@ -258,7 +294,8 @@ def embed_photos(model_dir, # a model folder written by `train`
                  part_batches:int=8, # batches per resumable chunk
                  show_progress:bool=True, # progress over the chunks
                  tta:bool=False, # average each photo's outputs with its mirror image's (twice the work)
-                 device=None # where to compute; None: 'cuda' when available, else 'cpu'
+                 device=None, # where to compute; None: 'cuda' when available, else 'cpu'
+                 runtime:str='auto' # the engine on the CPU (`use_runtime`): 'auto', 'torch' or 'onnx'
                 )->dict: # the export's `meta.json`
     "Embed every usable photo of `prepared` with the model in `model_dir`; write `out/embeddings.npy`, `ids.csv`, `meta.json`."
     model_dir, prepared, out = Path(model_dir), Path(prepared), Path(out)
@@ -267,12 +304,13 @@ def embed_photos(model_dir, # a model folder written by `train`
     if done: return done
     model, description = load_model(model_dir)
     model, tfm = model.to(torch_device(device), memory_format=torch.channels_last).eval(), photo_transform(description)
+    engine = use_runtime(model, description, runtime, device).runtime
     def compute(start, stop):
         return np.concatenate([embed_batch(model, _photo_batch(paths[i:min(i+bs, stop)], tfm), layer, tta) for i in range(start, stop, bs)])
     chunks = resumable_chunks(out/'.parts', key, len(paths), bs*part_batches, compute, show_progress, 'embedding photos')
     vectors = np.concatenate([np.zeros((0, embedding_dim(description, layer)), np.float32), *(v for _, _, v in chunks)])
     write_embeddings(vectors.astype(np.float32), ids, dict(model=str(model_dir.resolve()), model_fingerprint=model_key,
                      arch=description['arch'], layer=layer, tta=tta, size=description['size'], prepared=str(prepared.resolve()),
-                     fingerprint=key), out)
+                     fingerprint=key, runtime=engine), out)
     clear_chunks(out/'.parts')
     return read_json(out/EMB_FILES['meta'])

@@ -12,7 +12,7 @@ import numpy as np, torch
 from .paths import progress
 from .photos import PhotoError
 from .backbones import load_model, photo_size
-from .embed import clean_image, photo_outputs, torch_device
+from .embed import clean_image, photo_outputs, torch_device, use_runtime
 
 # %% ../nbs/09_predict.ipynb #1b6629e9
 def _photo_name(src, i:int)->str: return str(src) if isinstance(src, (str, os.PathLike)) else f'upload {i}'
@@ -61,9 +61,12 @@ def predict_photos(model, # a category model (vision_learner layout), e.g. from 
 # %% ../nbs/09_predict.ipynb #d6a7f59e
 def load_predictor(model_dir, # a model folder written by `backbones.save_model` (`train`)
                    device=None, # torch device; 'cuda' when available, else 'cpu'
-                   tta:bool=False # average each photo's probabilities with its mirror image's
+                   tta:bool=False, # average each photo's probabilities with its mirror image's
+                   runtime:str='auto' # the engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
                   ): # a function: photos -> predictions, as `predict_photos`
     "Load the model in `model_dir` and return `predict_photos` bound to it."
     model, description = load_model(model_dir)
     device = torch_device(device)
-    return partial(predict_photos, model.to(device).eval(), description, tta=tta, device=device)
+    model = model.to(device).eval()
+    use_runtime(model, description, runtime, device)
+    return partial(predict_photos, model, description, tta=tta, device=device)

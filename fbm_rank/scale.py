@@ -14,8 +14,8 @@ import ray, ray.data
 from .paths import fingerprint, read_json, resumable_chunks, clear_chunks
 from .photos import PHOTOS_RECORD, PhotoError, clean_photo, cleaning_plan
 from .backbones import load_model, model_fingerprint, photo_transform
-from .embed import (DEFAULT_LAYER, EMB_FILES, ID_COLUMNS, embedding_dim, embedding_plan, embed_batch, torch_device,
-                            write_embeddings, _photo_batch)
+from .embed import (EMB_FILES, ID_COLUMNS, default_layer, embedding_dim, embedding_plan, embed_batch, torch_device,
+                            use_runtime, write_embeddings, _photo_batch)
 
 # %% ../nbs/17_scale.ipynb #5738bcb6
 def _quiet_data(show_progress:bool):
@@ -147,18 +147,20 @@ class PhotoEmbedder:
     def __init__(self,
                  model_dir, # a model folder written by `train`
                  prepared, # the prepared folder (at this path on every machine)
-                 layer:str=DEFAULT_LAYER, # a key of `EMBEDDING_LAYERS`
+                 layer:str|None=None, # a key of `EMBEDDING_LAYERS`; None: the model's default (`default_layer`)
                  tta:bool=False, # average each photo's outputs with its mirror image's
-                 device=None # where to compute; None: the worker's GPU when Ray gave it one, else the CPU
+                 device=None, # where to compute; None: the worker's GPU when Ray gave it one, else the CPU
+                 runtime:str='auto' # the engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
                 ):
         model, description = load_model(model_dir)
         self.model = model.to(torch_device(device), memory_format=torch.channels_last).eval()
-        self.tfm, self.layer, self.tta = photo_transform(description), layer, tta
+        self.runtime = use_runtime(self.model, description, runtime, device).runtime
+        self.tfm, self.layer, self.tta = photo_transform(description), layer or default_layer(description), tta
         self.paths = [str(Path(prepared)/p) for p in pd.read_parquet(Path(prepared)/'training.parquet').path]
     def __call__(self, batch:dict, start:int=0)->dict:
         rows = batch['id'] + start
         x = _photo_batch([self.paths[i] for i in rows], self.tfm)
-        return {'row': rows, 'vector': embed_batch(self.model, x, self.layer, self.tta)}
+        return {'row': rows, 'vector': embed_batch(self.model, x, self.layer, self.tta), 'runtime': np.array([self.runtime]*len(rows))}
 
 # %% ../nbs/17_scale.ipynb #2379d66c
 def _gathered(chunks, n:int, dim:int, path:Path)->np.ndarray:
@@ -173,7 +175,7 @@ def _gathered(chunks, n:int, dim:int, path:Path)->np.ndarray:
 def embed_photos_ray(model_dir, # a model folder written by `train` (at this path on every machine)
                      prepared, # a prepared folder (at this path on every machine)
                      out, # the embedding folder to write (the driver's)
-                     layer:str=DEFAULT_LAYER, # a key of `EMBEDDING_LAYERS`
+                     layer:str|None=None, # a key of `EMBEDDING_LAYERS`; None: the model's default (`default_layer`)
                      bs:int=64, # photos per forward pass
                      part_batches:int=8, # batches per resumable chunk
                      workers:int=None, # workers, each with its own copy of the model; None: as many as the cluster holds
@@ -182,11 +184,13 @@ def embed_photos_ray(model_dir, # a model folder written by `train` (at this pat
                      address:str=None, # the cluster (see `ray_session`); None: the one connected, else a local one
                      show_progress:bool=True, # progress over the chunks
                      tta:bool=False, # average each photo's outputs with its mirror image's
-                     embedder=PhotoEmbedder # the worker class (a subclass, to change what a worker does)
+                     embedder=PhotoEmbedder, # the worker class (a subclass, to change what a worker does)
+                     runtime:str='auto' # each worker's engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
                     )->dict: # the export's `meta.json`
     "Embed every usable photo of `prepared` on a Ray cluster, as `embed.embed_photos` does on one machine."
     model_dir, prepared, out = Path(model_dir).resolve(), Path(prepared).resolve(), Path(out)
     description = read_json(model_dir/'model.json')
+    layer = layer or default_layer(description)
     dim = embedding_dim(description, layer)
     ids, paths, model_key, key, done = embedding_plan(model_dir, prepared, out, layer, tta)
     if done: return done
@@ -195,14 +199,16 @@ def embed_photos_ray(model_dir, # a model folder written by `train` (at this pat
         def dataset(start):
             rest = len(paths) - start
             return ray.data.range(rest, override_num_blocks=_blocks(rest, bs*part_batches, n_workers)).map_batches(
-                embedder, fn_constructor_kwargs=dict(model_dir=str(model_dir), prepared=str(prepared), layer=layer, tta=tta),
+                embedder, fn_constructor_kwargs=dict(model_dir=str(model_dir), prepared=str(prepared), layer=layer, tta=tta, runtime=runtime),
                 fn_kwargs=dict(start=start), batch_size=bs, batch_format='numpy', compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_workers),
                 num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)
-        chunks = ray_chunks(out/'.parts', key, len(paths), bs*part_batches, dataset, lambda b: b['vector'].astype(np.float32),
-                            show_progress, 'embedding photos (ray)')
+        engines = set()   # the workers' runtimes, of the chunks computed in this run (an embedder may not say)
+        def result(b): engines.update(b.get('runtime', np.zeros(0)).tolist()); return b['vector'].astype(np.float32)
+        chunks = ray_chunks(out/'.parts', key, len(paths), bs*part_batches, dataset, result, show_progress, 'embedding photos (ray)')
         vectors = _gathered(chunks, len(paths), dim, out/'.parts'/'gathered.npy')
     write_embeddings(vectors, ids, dict(model=str(model_dir), model_fingerprint=model_key, arch=description['arch'], layer=layer,
-                     tta=tta, size=description['size'], prepared=str(prepared), fingerprint=key, engine='ray', workers=n_workers), out)
+                     tta=tta, size=description['size'], prepared=str(prepared), fingerprint=key, engine='ray', workers=n_workers,
+                     runtime='+'.join(sorted(engines)) or runtime), out)
     del vectors
     clear_chunks(out/'.parts')
     return read_json(out/EMB_FILES['meta'])

@@ -19,7 +19,7 @@ from .paths import fingerprint
 from .photos import PhotoError, cleaned_jpeg
 from .backbones import load_model, model_fingerprint, photo_size
 from .predict import category_probabilities
-from .embed import photo_outputs
+from .embed import photo_outputs, use_runtime, model_runtime
 from .index import load_index, add_to_index, catalogue_table
 from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_scored
 from .text import listing_text
@@ -140,6 +140,8 @@ class Service:
     def catalogue(self): return self.index.catalogue
     @property
     def photo_size(self): return photo_size(self.description)
+    @property
+    def runtime(self): return model_runtime(self.model)   # the engine the photos go through: 'onnx' or 'torch'
 
 # %% ../nbs/14_service.ipynb #4e8ce3f2
 def _embedding_key(model_dir:Path, layer:str)->str:
@@ -200,12 +202,14 @@ def load_service(model_dir, # a model folder (`train`)
                  db_path=None, # the store of added listings; `index_dir/catalogue.sqlite` when None
                  create_store:bool=True, # create the store when missing (False: read it if there, else none)
                  max_pixels:int=SERVICE_MAX_PIXELS, # most pixels one upload may cost to decode
-                 max_decodes:int=MAX_DECODES # photos decoded at once
+                 max_decodes:int=MAX_DECODES, # photos decoded at once
+                 runtime:str='auto' # the model's engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
                 )->Service:
     "Load the model, index, listings and added listings that the service answers from."
     model_dir, index_dir = Path(model_dir), Path(index_dir)
     model, description = load_model(model_dir)
     model = model.to(memory_format=torch.channels_last)  # as `embed` runs it: faster convolutions on CPU
+    use_runtime(model, description, runtime)
     index = load_index(index_dir)
     layer = index_layer(index, index_dir)
     index.catalogue, photos = _catalogue_and_photos(index, prepared_dir)
