@@ -211,17 +211,18 @@ def fmt_level(r):
             f"{r['p99_ms'] or nan:>8.1f} {r['errors']:>6}  {load_avg()}")
 
 
-def offline_rate(model_dir, photos, bs=32, repeats=2)->float:
-    "Photos per second of the same work done offline in this process: clean, transform and embed the query photos, `bs` at a time, best of `repeats`."
+def offline_rate(model_dir, photos, runtime='auto', bs=32, repeats=2)->tuple:
+    "(photos per second, runtime) of the same work done offline in this process with the service's runtime: clean, transform and embed the query photos, `bs` at a time, best of `repeats`."
     from fbm_rank.backbones import load_model
-    from fbm_rank.embed import photo_outputs
+    from fbm_rank.embed import photo_outputs, use_runtime, model_runtime
     model, desc = load_model(model_dir)
+    use_runtime(model, desc, runtime)
     data = [b for _, b in photos]
     photo_outputs(model, desc, data[:bs], bs=bs)   # warm-up
     best = float('inf')
     for _ in range(repeats):
         t = time.perf_counter(); photo_outputs(model, desc, data, bs=bs); best = min(best, time.perf_counter() - t)
-    return len(data)/best
+    return len(data)/best, model_runtime(model)
 
 
 def run_levels(url, photos, a, pid=None, offline=None):
@@ -315,9 +316,9 @@ def main(argv=None):
         print(f'machine: {os.cpu_count()} CPUs, {load_avg()} before the run')
         offline = None
         if a.offline:
-            offline = offline_rate(model, photos)
+            offline, engine = offline_rate(model, photos)
             print(f'offline baseline: {offline:.1f} photos/s (clean, transform and embed {len(photos)} query photos in this process, '
-                  f'batch 32, best of 2; {load_avg()})', flush=True)
+                  f'runtime {engine}, batch 32, best of 2; {load_avg()})', flush=True)
         port = free_port()
         url = f'http://127.0.0.1:{port}'
         log_path = work/'service.log'
@@ -326,7 +327,7 @@ def main(argv=None):
             proc = start_service(model, index, data, work/'bench.sqlite', port, log)
             try:
                 health, startup = wait_until_up(url, proc, a.startup_timeout)
-                print(f"service up in {startup:.1f} s (pid {proc.pid}, RSS {rss_mb(proc.pid):.0f} MiB): {health['model']['arch']} "
+                print(f"service up in {startup:.1f} s (pid {proc.pid}, RSS {rss_mb(proc.pid):.0f} MiB): {health['model']['arch']} runtime {health['model'].get('runtime', '?')} "
                       f"input {health['model']['size']} px, index {health['index']['kind']} of {health['index']['count']:,} photos "
                       f"({health['index']['dim']}-d), {len(photos)} query photos, k={a.k} ({load_avg()})", flush=True)
                 if a.levels: results = run_levels(url, photos, a, proc.pid, offline)
