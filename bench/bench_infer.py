@@ -23,15 +23,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from fbm_rank.paths import marketplace_dir, fingerprint
 from fbm_rank.labels import ROOT_CATEGORIES
 from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, model_fingerprint, photo_transform
-from fbm_rank.embed import _outputs
+from fbm_rank.embed import _outputs, _Outputs as Outputs   # the module the runtime exports
 from fbm_rank.runtime import outputs_runner
 
 REAL_MODEL = Path.home()/'.cache/fbm_rank/real/rank/model'
-
-class Outputs(torch.nn.Module):
-    "The model's outputs (`embed._outputs`) as one module, for the engines that take a module."
-    def __init__(self, model): super().__init__(); self.model = model
-    def forward(self, x): return _outputs(self.model, x)
 
 def load(): return os.getloadavg()[0]
 
