@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['PROB_FLOOR', 'FALLBACK_FUSION', 'TEXT_FOLDER', 'LISTING_EMB_FILES', 'LISTING_CATEGORY_WEIGHT', 'photo_evidence',
            'fuse_probabilities', 'fit_fusion', 'cross_fit_folds', 'text_out_of_fold', 'listing_photo_evidence',
-           'listing_metrics', 'train_text_and_fusion', 'load_text', 'ListingModel', 'predict_listing',
-           'predict_listings', 'listing_vectors', 'listing_model_fingerprint', 'embed_listings']
+           'listing_metrics', 'train_text_and_fusion', 'train_listing_model', 'load_text', 'ListingModel',
+           'predict_listing', 'predict_listings', 'listing_vectors', 'listing_model_fingerprint', 'embed_listings']
 
 # %% ../nbs/07b_fusion.ipynb #3bbaf4d8
 from pathlib import Path
@@ -21,6 +21,7 @@ from .prepare import prepare_tables
 from .backbones import load_model, read_description, model_fingerprint
 from .embed import clean_image, photo_outputs
 from .predict import category_probabilities, photo_error
+from .train import Steps, photo_out_of_fold
 from .text import (TextModel, TEXT_FILES, DEFAULT_TEXT_OPTION, listing_text, text_listings, train_text_model,
                            save_text_model, load_text_model, text_metrics)
 
@@ -150,23 +151,43 @@ def train_text_and_fusion(prepared, # the prepared folder the photo model was tr
                           photo_probs, # N x C photo probabilities in `training.parquet` order: out-of-fold on training rows, the final model's on validation rows
                           folds:pd.Series, # the fold of each training listing (`cross_fit_folds`) the training rows' photo probabilities come from
                           option:str=DEFAULT_TEXT_OPTION, # a key of `text.TEXT_OPTIONS`
+                          show_progress=False, # a `Steps`: a line per step in a log
                           **overrides # text model settings
                          )->dict: # {'text': {'folder', 'metrics'}, 'fusion': {... 'metrics'}}: the keys for `model.json`
     "Train the text model into `folder/text` and fit the fusion on out-of-fold predictions of the training listings."
-    prepared, folder = Path(prepared), Path(folder)
+    prepared, folder, steps = Path(prepared), Path(folder), Steps.of(show_progress)
     listings, encoder = text_listings(prepared), CategoryEncoder.load(prepared/'categories.json')
     rows = pd.read_parquet(prepared/'training.parquet', columns=['product_id'])
     evidence = listing_photo_evidence(photo_probs, rows.product_id)
-    text_oof = text_out_of_fold(listings, encoder, folds, option, **overrides)
+    with steps('text models of the folds', 'text_folds_s'): text_oof = text_out_of_fold(listings, encoder, folds, option, **overrides)
     train = listings[~listings.is_valid & listings.product_id.isin(evidence.index)]
     labels = lambda df: encoder.encode(df.root_category)
-    fusion = fit_fusion(text_oof.loc[train.product_id].to_numpy(), evidence.loc[train.product_id].to_numpy(), labels(train))
-    model = train_text_model(listings, encoder, option, **overrides)
-    save_text_model(model, folder/TEXT_FOLDER)
+    with steps('fusion fitted', 'fusion_s'):
+        fusion = fit_fusion(text_oof.loc[train.product_id].to_numpy(), evidence.loc[train.product_id].to_numpy(), labels(train))
+    with steps('text model trained', 'text_s'):
+        model = train_text_model(listings, encoder, option, **overrides)
+        save_text_model(model, folder/TEXT_FOLDER)
     valid = listings[listings.is_valid]
     fusion['metrics'] = listing_metrics(fusion, model.predict_proba(valid.text), evidence.loc[valid.product_id].to_numpy(), labels(valid))
     fusion['folds'] = int(folds.nunique())
     return {'text': {'folder': TEXT_FOLDER, 'option': option, 'metrics': text_metrics(model, listings)}, 'fusion': fusion}
+
+def train_listing_model(prepared, # the prepared folder the photo model was trained on
+                        folder, # the model folder being written
+                        valid_probs, # the photo model's probabilities of the validation photos, in `training.parquet` order
+                        folds:int=2, # cross-fitting folds
+                        mode:str='cached', # how the photo models of the folds train (`train.MODES`)
+                        seed:int=42, # seeds the deal into folds and the photo models
+                        show_progress=False, # progress bars, or a `Steps`
+                        **options # the photo model's settings, as `train.fit_photos` takes them
+                       )->dict: # the `text` and `fusion` entries of `model.json`
+    "Cross-fit photo and text models on the training listings, fit the fusion on their out-of-fold predictions, and train the text model into `folder/text`."
+    prepared, steps = Path(prepared), Steps.of(show_progress)
+    fold_of = cross_fit_folds(prepared, folds, seed)
+    with steps('photo models of the folds', 'photo_folds_s'):
+        photo_probs = photo_out_of_fold(prepared, fold_of, mode, seed=seed, show_progress=steps, **options)
+    photo_probs[pd.read_parquet(prepared/'training.parquet', columns=['is_valid']).is_valid.to_numpy()] = valid_probs
+    return train_text_and_fusion(prepared, folder, photo_probs, fold_of, show_progress=steps)
 
 # %% ../nbs/07b_fusion.ipynb #4389b747
 def load_text(model_dir # a model folder written by `train.train`
