@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['PROB_FLOOR', 'FALLBACK_FUSION', 'TEXT_FOLDER', 'LISTING_EMB_FILES', 'LISTING_CATEGORY_WEIGHT', 'photo_evidence',
            'fuse_probabilities', 'fit_fusion', 'cross_fit_folds', 'text_out_of_fold', 'listing_photo_evidence',
-           'listing_metrics', 'train_text_and_fusion', 'train_listing_model', 'load_text', 'ListingModel',
-           'predict_listing', 'predict_listings', 'listing_vectors', 'listing_model_fingerprint', 'embed_listings']
+           'photo_out_of_fold', 'listing_metrics', 'train_text_and_fusion', 'train_listing_model', 'load_text',
+           'ListingModel', 'predict_listing', 'predict_listings', 'listing_vectors', 'listing_model_fingerprint',
+           'embed_listings']
 
 # %% ../nbs/07b_fusion.ipynb #3bbaf4d8
 from pathlib import Path
@@ -21,7 +22,7 @@ from .prepare import prepare_tables
 from .backbones import load_model, read_description, model_fingerprint
 from .embed import clean_image, photo_outputs
 from .predict import category_probabilities, photo_error
-from .train import Steps, photo_out_of_fold
+from .photo_model import Steps, fit_photos
 from .text import (TextModel, TEXT_FILES, DEFAULT_TEXT_OPTION, listing_text, text_listings, train_text_model,
                            save_text_model, load_text_model, text_metrics)
 
@@ -131,6 +132,22 @@ def listing_photo_evidence(probs, # N x C photo probabilities, in `training.parq
                           )->pd.DataFrame: # one row per product (index product_id): `photo_evidence` of its photos
     "Each product's photo evidence: the mean log-probability of its photos."
     return pd.DataFrame(_logs(probs)).groupby(np.asarray(product_ids, dtype=str), sort=False).mean()
+
+# %% ../nbs/07b_fusion.ipynb #2f9c4363
+def photo_out_of_fold(prepared, # the prepared folder
+                      folds:pd.Series, # the fold of each training product (`cross_fit_folds`)
+                      mode:str='cached', # a key of `photo_model.MODES`
+                      show_progress=False, # progress bars, or a `Steps`: each fold's lines start `fold i/k`
+                      **options # what `train` gives `fit_photos`: arch, epochs, size, bs, lr, seed, device and the mode's own
+                     )->np.ndarray: # photos x categories, in `training.parquet` order; NaN on the validation photos
+    "Every training photo's probabilities from a photo model trained, the same way, on the other folds."
+    rows, steps = pd.read_parquet(Path(prepared)/'training.parquet', columns=['product_id', 'is_valid']), Steps.of(show_progress)
+    fold = rows.product_id.map(folds).to_numpy()
+    out = np.full((len(rows), len(CategoryEncoder.load(Path(prepared)/'categories.json'))), np.nan, dtype=np.float32)
+    for i, f in enumerate(sorted(folds.unique())):
+        held = (fold == f) & ~rows.is_valid.to_numpy()
+        out[held] = fit_photos(prepared, mode, holdout=held, show_progress=steps.within(f'fold {i+1}/{folds.nunique()}'), **options)[1]
+    return out
 
 # %% ../nbs/07b_fusion.ipynb #520077c4
 TEXT_FOLDER = 'text'
