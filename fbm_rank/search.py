@@ -4,17 +4,17 @@
 
 # %% auto #0
 __all__ = ['MAX_QUERY_CHARS', 'MAX_QUERY_TERMS', 'SEARCH_WEIGHTS', 'query_terms', 'match_expression', 'ListingSearch',
-           'new_search', 'search_ids', 'add_to_search', 'build_search', 'text_features', 'text_query', 'keyword_scores',
-           'row_scores', 'search_scores', 'cached_embeddings']
+           'new_search', 'search_ids', 'add_to_search', 'build_search', 'keyword_scores', 'search_candidates',
+           'search_scores', 'text_cosines', 'cached_embeddings']
 
 # %% ../nbs/13a_search.ipynb #5ba853dd
-import re, sqlite3, threading, weakref
-from collections import Counter
+import re, sqlite3, threading
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .paths import atomic_path, fingerprint
 from .text import listing_text
+from .rank import Candidates, signal_scores, id_set
 
 # %% ../nbs/13a_search.ipynb #20834bdd
 MAX_QUERY_CHARS = 200 # a search query is cut to this many characters
@@ -35,7 +35,7 @@ def match_expression(terms:list # from `query_terms`
     return ' OR '.join('"' + t.replace('"', '""') + '"' for t in terms)
 
 # %% ../nbs/13a_search.ipynb #e0fbf45f
-SEARCH_WEIGHTS = {'keyword': 0.7, 'name': 3.0, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training titles (bench/bench_listings.py --tune)
+SEARCH_WEIGHTS = {'keyword': 0.7, 'text': 0.3, 'name': 3.0, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training titles (bench/bench_listings.py --tune)
 _SCHEMA = "CREATE VIRTUAL TABLE listing_words USING fts5(name, description, tokenize='porter unicode61 remove_diacritics 2')"
 
 @dataclass
@@ -59,7 +59,7 @@ def new_search(model=None # a `text.TextModel`, or None for keywords only
     "An empty search table."
     conn = sqlite3.connect(':memory:', check_same_thread=False)
     conn.execute(_SCHEMA)
-    dims = 0 if model is None else len(model.components)
+    dims = 0 if model is None else model.dim
     return ListingSearch(conn, model, embeddings=None if model is None else np.zeros((0, dims), np.float32))
 
 def search_ids(search:ListingSearch # from `new_search`
@@ -126,39 +126,6 @@ def build_search(listings:pd.DataFrame, # product_id (column or index), name and
     add_to_search(search, df['product_id'], df['name'], description, embeddings, column('root_category'), column('sub_category'))
     return search
 
-# %% ../nbs/13a_search.ipynb #8ace6815
-_ANALYZERS = weakref.WeakKeyDictionary()
-
-def _analyzers(model)->list:
-    "Each vectorizer's (kind, analyzer, vocabulary, idf, first column), built once per model."
-    if model not in _ANALYZERS:
-        starts = np.cumsum([0] + [len(v.vocabulary_) for v in model.vectorizers.values()])
-        _ANALYZERS[model] = [(k, v.build_analyzer(), v.vocabulary_, v.idf_, v.sublinear_tf, s) for (k, v), s in zip(model.vectorizers.items(), starts)]
-    return _ANALYZERS[model]
-
-def text_features(model, # a `text.TextModel`
-                  text:str # one listing text or query
-                 )->tuple: # (columns, values): the non-zero entries of `model.features([text])[0]`
-    "The TF-IDF row of one text, without scikit-learn's per-call overhead."
-    cols, vals = [np.zeros(0, np.int64)], [np.zeros(0)]
-    for kind, analyze, vocabulary, idf, sublinear, start in _analyzers(model):
-        counts = Counter(j for j in map(vocabulary.get, analyze(text.split('\n', 1)[0] if kind.startswith('title') else text)) if j is not None)
-        if not counts: continue
-        j, n = np.fromiter(counts.keys(), np.int64, len(counts)), np.fromiter(counts.values(), float, len(counts))
-        w = ((1 + np.log(n)) if sublinear else n)*idf[j]
-        cols.append(j + start); vals.append(w/np.linalg.norm(w))
-    return np.concatenate(cols), np.concatenate(vals)
-
-def text_query(model, # a `text.TextModel`
-               text:str # one listing text or query
-              )->tuple: # (unit embedding, zeros when no n-gram is known; root-category probabilities)
-    "The embedding and category probabilities of one text, as `TextModel.embed` and `predict_proba` give them."
-    cols, vals = text_features(model, '' if text is None else str(text))
-    e = (model.components[:, cols] @ vals).astype(np.float32)
-    norm = np.linalg.norm(e)
-    p = 1/(1 + np.exp(-(model.coef[:, cols] @ vals + model.intercept)))
-    return (e/norm if norm > 0 else np.zeros_like(e)), p/p.sum()
-
 # %% ../nbs/13a_search.ipynb #91fce0de
 def _keyword_rows(search:ListingSearch, terms:list, name_weight:float, limit:int)->tuple:
     "(rows, BM25 scores relative to the best) of the listings matching any of `terms`; empty on any FTS5 complaint."
@@ -181,50 +148,43 @@ def keyword_scores(search:ListingSearch, # from `build_search`
     return pd.Series(scores, index=search_ids(search)[rows], dtype=float)
 
 # %% ../nbs/13a_search.ipynb #ee7e3d24
-def _id_set(x)->set: return set() if x is None else {str(x)} if isinstance(x, str) else {str(o) for o in x}
-
-def _vote(s:np.ndarray, labels:np.ndarray, n:int)->np.ndarray:
-    "Each row's label's share of the `n` best positive scores of `s` (score-weighted); 0 for unknown labels."
-    ok = np.flatnonzero((s > 0) & (labels >= 0))
-    if not len(ok): return np.zeros(len(s))
-    top = ok[np.argpartition(-s[ok], min(n, len(ok)) - 1)[:n]]
-    share = np.bincount(labels[top], weights=s[top], minlength=labels.max() + 1)/s[top].sum()
-    return np.where(labels >= 0, share[np.maximum(labels, 0)], 0.0)
-
-def row_scores(search:ListingSearch, # from `build_search`
-               q:str, # what the buyer typed
-               weights:dict=None, # `SEARCH_WEIGHTS` when None; any of its keys replaces the default
-               exclude_product=None # product id(s) left out (scored -inf) before the vote
-              )->np.ndarray: # one score per row of the table (`search.product_ids`); None for a query with no words
-    "Every listing's relevance to the query, in table order: keywords, text cosine, category and the vote."
+def search_candidates(search:ListingSearch, # from `build_search`
+                      q:str, # what the buyer typed
+                      weights:dict=None # `SEARCH_WEIGHTS` when None; any of its keys replaces the default
+                     )->Candidates: # the listings the query's words or meaning match, with their search signals; none for a query with no words
+    "The listings that match a query (keyword and text similarity above 0), each with its keyword, text, category and vote signals."
     w = {**SEARCH_WEIGHTS, **(weights or {})}
     terms = query_terms(q)
-    if not terms: return None
-    with search.lock:
-        n, embeddings, categories, labels = len(search), search.embeddings, search.categories, search.labels
-        excluded = [search.rows[p] for p in _id_set(exclude_product) if p in search.rows]
+    if not terms: return Candidates(pd.Index([], dtype=str), {'keyword': np.zeros((1, 0))}, weights=w)
+    with search.lock: n, embeddings, categories, labels = len(search), search.embeddings, search.categories, search.labels
     rows, kw = _keyword_rows(search, terms, w['name'], 1000)
-    s = np.zeros(n)
-    s[rows[rows < n]] = kw[rows < n]
+    keyword = np.zeros(n)
+    keyword[rows[rows < n]] = kw[rows < n]
+    raw = {'keyword': keyword[None]}
     if search.model is not None:
-        e, p = text_query(search.model, str(q)[:MAX_QUERY_CHARS])
-        s = w['keyword']*s + (1 - w['keyword'])*(embeddings[:n] @ e)
-        if w['category']: s += np.where(s > 0, w['category']*np.append(p, 0.0)[categories[:n]], 0.0)
-    s[excluded] = -np.inf
-    if w['vote']: s += np.where(s > 0, w['vote']*_vote(s, labels[:n], int(w['neighbours'])), 0.0)
-    return s
+        e, p = search.model.query(str(q)[:MAX_QUERY_CHARS])
+        raw.update(text=(embeddings[:n] @ e)[None], category=np.append(p, 0.0)[categories[:n]][None])   # category -1: unknown, 0
+    matched = np.flatnonzero(signal_scores(raw | {'category': None}, w)[0][0] > 0)   # the words' match, before any context lifts it
+    raw = {name: v[:, matched] for name, v in raw.items()} | {'vote': labels[:n][matched]}
+    return Candidates(search_ids(search)[matched], raw, weights=w)
 
 def search_scores(search:ListingSearch, # from `build_search`
                   q:str, # what the buyer typed
                   weights:dict=None, # `SEARCH_WEIGHTS` when None; any of its keys replaces the default
                   exclude_product=None # product id(s) left out before the vote
-                 )->pd.Series: # product_id -> score, best first, for every listing scoring above 0
-    "Every listing's relevance to the query: keyword BM25, text similarity and the categories, blended."
-    s = row_scores(search, q, weights, exclude_product)
-    if s is None: return pd.Series(dtype=float)
-    keep = np.flatnonzero(s > 0)
-    keep = keep[np.argsort(-s[keep], kind='stable')]
-    return pd.Series(s[keep], index=search_ids(search)[keep], dtype=float)
+                 )->pd.Series: # product_id -> score, best first, for every listing the query matches
+    "Every matching listing's relevance to the query: keyword BM25, text similarity and the categories, by `rank.signal_scores`."
+    found = search_candidates(search, q, weights).without(id_set(exclude_product))
+    if not len(found): return pd.Series(dtype=float)
+    s = signal_scores(found.raw, found.weights)[0][0]
+    order = np.argsort(-s, kind='stable')
+    return pd.Series(s[order], index=found.ids[order], dtype=float)
+
+def text_cosines(search:ListingSearch, # from `build_search`, with a text model
+                 embedding:np.ndarray # a unit text embedding (`TextModel.query`)
+                )->pd.Series: # product_id -> cosine, every listing of the table
+    "The cosine of every listing's text with a text embedding."
+    with search.lock: return pd.Series(search.embeddings @ embedding, index=search_ids(search))
 
 # %% ../nbs/13a_search.ipynb #2b5785bf
 def cached_embeddings(model, # a `text.TextModel`
