@@ -11,8 +11,7 @@ import warnings
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
-from .paths import atomic_path, fingerprint
-from .demo import cache_dir
+from .paths import atomic_path, fingerprint, cache_dir
 from .backbones import torch_device
 
 # %% ../nbs/10a_runtime.ipynb #95849561
