@@ -32,15 +32,16 @@ the times depend on how busy the machine is.
     python bench/bench_backbones.py --model MODEL --rows NAME  # score a model trained elsewhere as row NAME
     python bench/bench_backbones.py --quick               # the demo data at 64 px, 1 epoch: a smoke test
 """
-import argparse, json, os, time
+import argparse, json, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from fbm_rank.paths import marketplace_dir, read_json, write_json
-from fbm_rank.backbones import backbone, load_model, make_model
+from fbm_rank.backbones import backbone, make_model
 from fbm_rank.train import train, cache_features, cache_key, cache_name
-from fbm_rank.embed import DEFAULT_LAYER, EMBEDDING_LAYERS, CATEGORY_WEIGHT, layer_vectors
+from fbm_rank.embed import DEFAULT_LAYER, EMBEDDING_LAYERS, layer_vectors
 from fbm_rank.rank import evaluate_retrieval
+from common import REAL, Timer, demo_prepared, inference_model, load1, with_category
 
 L0, L1, L2 = 'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2'
 # name -> settings: arch, size, then any `train_cached` option (views, product_weight, temperature, cache_at, epochs, ...)
@@ -59,23 +60,19 @@ ROWS = {
 }
 QUICK_SIZE = 64
 
-def load1(): return round(os.getloadavg()[0], 2)
-
 def feature_pass(prepared, arch, size, cache_at, view, times_file, show_progress)->dict:
     "Make (or reuse) one cached view; its pass time, measured now or quoted from the run that made it."
     key = cache_key(prepared, arch, size, cache_at, view)
     name = f'{cache_name(arch, size, cache_at, view)}.{key[:16]}'
     known = read_json(times_file) if times_file.is_file() else {}
     done = (Path(prepared)/'cache'/f'{name}.npy').is_file()
-    before, t = load1(), time.perf_counter()
-    cache_features(prepared, arch, size, cache_at, view, show_progress=show_progress)
-    secs = round(time.perf_counter() - t, 1)
+    with Timer() as t: cache_features(prepared, arch, size, cache_at, view, show_progress=show_progress)
     if not done:
-        known[name] = dict(seconds=secs, load_before=before, load_after=load1())
+        known[name] = dict(seconds=round(t.seconds, 1), load_before=t.before, load_after=t.after)
         write_json(known, times_file)
     quoted = known.get(name, {})
-    return dict(view=view, cache=name, reused=done, seconds=quoted.get('seconds', secs if not done else None),
-                load_before=quoted.get('load_before', before), load_after=quoted.get('load_after', load1()))
+    return dict(view=view, cache=name, reused=done, seconds=quoted.get('seconds'),
+                load_before=quoted.get('load_before', t.before), load_after=quoted.get('load_after', t.after))
 
 def gem(f, p:float=3.0): return F.avg_pool2d(f.clamp(min=1e-6).pow(p), f.shape[-2:]).pow(1/p).flatten(1)
 
@@ -139,7 +136,7 @@ def embedding_variants(o:dict, products=None, learn=None)->dict:
     out = {f'{DEFAULT_LAYER} (default)': default,
             'pooled': layer('pooled'),
             'head': layer('head'),
-            'GeM pooled + category': torch.cat([n(o['gem']), CATEGORY_WEIGHT**0.5*n(o['probs'])], dim=1),
+            'GeM pooled + category': with_category([o['gem']], o['probs']),
             'frozen ImageNet pooled': o['frozen'],
             'frozen prefix map pooled (mid level)': o['mid'],
             'frozen pooled ++ default': torch.cat([n(o['frozen']), default], dim=1),
@@ -150,9 +147,9 @@ def embedding_variants(o:dict, products=None, learn=None)->dict:
         pw = lambda v: n(product_whitening(v, products, learn))
         mid, pooled = pw(o['mid']), pw(o['pooled'])
         out |= {'mid level, product-whitened': mid,
-                'pooled, product-whitened, ++ category': torch.cat([pooled, CATEGORY_WEIGHT**0.5*n(o['probs'])], dim=1),
-                'mid level, product-whitened ++ pooled, product-whitened ++ category x0.3': torch.cat([mid, pooled, 0.3**0.5*n(o['probs'])], dim=1),
-                'mid level, product-whitened ++ pooled, product-whitened ++ category x0.15': torch.cat([mid, pooled, CATEGORY_WEIGHT**0.5*n(o['probs'])], dim=1)}
+                'pooled, product-whitened, ++ category': with_category([pooled], o['probs']),
+                'mid level, product-whitened ++ pooled, product-whitened ++ category x0.3': with_category([mid, pooled], o['probs'], 0.3),
+                'mid level, product-whitened ++ pooled, product-whitened ++ category x0.15': with_category([mid, pooled], o['probs'])}
     if 'pooled_m' in o:   # mirror test-time averaging: the embedding of the photo plus that of its mirrored feature map
         out |= {f'{DEFAULT_LAYER} + mirror': default + n(layer(DEFAULT_LAYER, '_m')),
                 'pooled + mirror': n(o['pooled']) + n(o['pooled_m']),
@@ -162,8 +159,7 @@ def embedding_variants(o:dict, products=None, learn=None)->dict:
 
 def retrieval(prepared, model_dir, cache_at, work:Path, row:str, mirror:bool=False)->dict:
     "P@10 and same-product R@1 of each embedding variant, from the cached plain view; the raw outputs kept in `work/outputs/<row>.npz`."
-    model, desc = load_model(model_dir)
-    model = model.to(memory_format=torch.channels_last)
+    model, desc = inference_model(model_dir)
     training = pd.read_parquet(Path(prepared)/'training.parquet')
     ids = training[['image_id', 'product_id']].astype(str).reset_index(drop=True)
     feats = cache_features(prepared, desc['arch'], desc['size'], cache_at, 'plain', show_progress=False)
@@ -181,6 +177,16 @@ def retrieval(prepared, model_dir, cache_at, work:Path, row:str, mirror:bool=Fal
                          same_product_recall_at_1_all_photos=m['same_product_recall_at_1_all_photos'], dim=int(v.shape[1]))
     return out
 
+def scored_row(name, model_dir, prepared, work, mirror, cache_at, metrics:dict, **fields)->dict:
+    "The raw result of a row: its `fields` (settings, feature passes, training time), the validation `metrics` of its model, and the retrieval of its embeddings, measured now."
+    with Timer() as t: ret = retrieval(prepared, model_dir, cache_at, work, name, mirror)
+    return dict(row=name, **fields, cache_at=cache_at, prepared=str(prepared), model=str(model_dir),
+                accuracy=metrics['accuracy'], product_accuracy=metrics['product_accuracy'],
+                top3_accuracy=metrics.get('top3_accuracy'), product_top3_accuracy=metrics.get('product_top3_accuracy'),
+                retrieval=ret, retrieval_s=round(t.seconds, 1), end_load=load1())
+
+def started()->dict: return dict(time=time.strftime('%Y-%m-%d %H:%M:%S'), load=load1())
+
 def run_row(name, settings, prepared, work, quick=False, show_progress=True, mirror=False)->dict:
     "Feature pass, training and retrieval of one row; the raw result."
     s = dict(settings)
@@ -189,42 +195,29 @@ def run_row(name, settings, prepared, work, quick=False, show_progress=True, mir
     epochs = s.pop('epochs', 8)
     cache_at = s.get('cache_at') or backbone(arch)['cache_at']
     views = tuple(s.get('views', ('plain',)))
-    start = dict(time=time.strftime('%Y-%m-%d %H:%M:%S'), load=load1())
+    start = started()
     passes = [feature_pass(prepared, arch, size, cache_at, v, work/'feature_times.json', show_progress) for v in views]
     out = work/'models'/name
-    t, before = time.perf_counter(), load1()
-    metrics = train(prepared, out, arch, 'cached', epochs=epochs, size=size, show_progress=show_progress, text=False, **s)   # the photo model alone: a row compares photo models
-    train_wall = round(time.perf_counter() - t, 1)
-    secs = read_json(out/'model.json')['training']['seconds']
-    train_load = dict(load_before=before, load_after=load1())
-    t = time.perf_counter()
-    ret = retrieval(prepared, out, cache_at, work, name, mirror)
-    return dict(row=name, arch=arch, size=size, epochs=epochs, views=list(views), cache_at=cache_at,
-                options={k: list(v) if isinstance(v, tuple) else v for k, v in s.items() if k != 'views'},
-                quick=quick, prepared=str(prepared), model=str(out), start=start,
-                feature_passes=passes, train_s=secs['train_s'], train_wall_s=train_wall, train_load=train_load,
-                accuracy=metrics['accuracy'], product_accuracy=metrics['product_accuracy'],
-                top3_accuracy=metrics.get('top3_accuracy'), product_top3_accuracy=metrics.get('product_top3_accuracy'),
-                retrieval=ret, retrieval_s=round(time.perf_counter() - t, 1), end_load=load1())
+    with Timer() as t:   # the photo model alone: a row compares photo models
+        metrics = train(prepared, out, arch, 'cached', epochs=epochs, size=size, show_progress=show_progress, text=False, **s)
+    return scored_row(name, out, prepared, work, mirror, cache_at, metrics, arch=arch, size=size, epochs=epochs, views=list(views),
+                      options={k: list(v) if isinstance(v, tuple) else v for k, v in s.items() if k != 'views'}, quick=quick,
+                      start=start, feature_passes=passes, train_s=read_json(out/'model.json')['training']['seconds']['train_s'],
+                      train_wall_s=round(t.seconds, 1), train_load=dict(load_before=t.before, load_after=t.after))
 
 def model_row(name, model_dir, prepared, work, mirror=False)->dict:
     "A row for a model folder trained elsewhere (e.g. by `fbm_rank train`): its recorded times and metrics, retrieval measured here."
     desc = read_json(Path(model_dir)/'model.json')
-    t, ms = desc['training'], desc['metrics']
-    cache_at = t.get('cache_at') or backbone(desc['arch'])['cache_at']
+    t = desc['training']
     views = tuple(t.get('views', ('plain',)))
     passes = [dict(view=v, cache=None, reused=True, seconds=t['seconds'].get('cache_s') if i == 0 else 0.0,
                    load_before=None, load_after=None) for i, v in enumerate(views)]
-    start, tt = dict(time=time.strftime('%Y-%m-%d %H:%M:%S'), load=load1()), time.perf_counter()
-    ret = retrieval(prepared, model_dir, cache_at, work, name, mirror)
     skip = {'mode', 'epochs', 'bs', 'lr', 'seed', 'photo_size', 'cache_at', 'train_photos', 'valid_photos', 'seconds', 'views'}
-    return dict(row=name, arch=desc['arch'], size=desc['size'], epochs=t['epochs'], views=list(views), cache_at=cache_at,
-                options={k: v for k, v in t.items() if k not in skip} | {'trained elsewhere': True}, quick=False,
-                prepared=str(prepared), model=str(model_dir), start=start, feature_passes=passes, train_s=t['seconds']['train_s'],
-                train_wall_s=None, train_load=dict(load_before=None, load_after=None),
-                accuracy=ms['accuracy'], product_accuracy=ms['product_accuracy'], top3_accuracy=ms.get('top3_accuracy'),
-                product_top3_accuracy=ms.get('product_top3_accuracy'), retrieval=ret, retrieval_s=round(time.perf_counter() - tt, 1),
-                end_load=load1())
+    return scored_row(name, model_dir, prepared, work, mirror, t.get('cache_at') or backbone(desc['arch'])['cache_at'], desc['metrics'],
+                      arch=desc['arch'], size=desc['size'], epochs=t['epochs'], views=list(views),
+                      options={k: v for k, v in t.items() if k not in skip} | {'trained elsewhere': True}, quick=False,
+                      start=started(), feature_passes=passes, train_s=t['seconds']['train_s'],
+                      train_wall_s=None, train_load=dict(load_before=None, load_after=None))
 
 def latest(results_file, quick:bool=False)->dict:
     "The latest result of each row in the results file (quick runs and real runs kept apart)."
@@ -262,17 +255,9 @@ def tables(rows:dict)->str:
         lines.append(f'| {v} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
-def quick_prepared(work:Path)->Path:
-    "The demo marketplace prepared at `QUICK_SIZE` px under `work` (made once)."
-    from fbm_rank.demo import demo_marketplace
-    from fbm_rank.prepare import prepare
-    prepared = work/'quick-prepared'
-    if not (prepared/'training.parquet').is_file(): prepare(demo_marketplace(), prepared, size=QUICK_SIZE, show_progress=False, n_workers=1)
-    return prepared
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--prepared', type=Path, default=Path('~/.cache/fbm_rank/real/prepared').expanduser(),
+    p.add_argument('--prepared', type=Path, default=REAL/'prepared',
                    help='a prepared folder of the real data (fbm_rank prepare, 256 px)')
     p.add_argument('--work', type=Path, default=Path('~/.cache/fbm_rank/bench/backbones').expanduser(),
                    help='models/, results.jsonl and feature_times.json go here')
@@ -294,7 +279,7 @@ def main():
     a.work.mkdir(parents=True, exist_ok=True)
     results = a.work/'results.jsonl'
     if not a.table:
-        prepared = quick_prepared(a.work) if a.quick else a.prepared
+        prepared = demo_prepared(a.work/'quick-prepared', QUICK_SIZE) if a.quick else a.prepared
         if not a.quick and not (prepared/'training.parquet').is_file():
             p.error(f'{prepared}: not a prepared folder; run `fbm_rank prepare {marketplace_dir()} {prepared}` first')
         for name in names:

@@ -30,16 +30,13 @@ rerun only scores.
 """
 import argparse, os, sys, tempfile, time
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from PIL import Image
-from fbm_rank.paths import marketplace_dir
-from fbm_rank.labels import ROOT_CATEGORIES
-from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, photo_transform
-from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS, OUTPUTS, _outputs, batch_outputs, layer_vectors, use_runtime
-from fbm_rank.backbones import model_fingerprint
+from fbm_rank.backbones import load_model, model_fingerprint, photo_transform
+from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS, OUTPUTS, batch_outputs, layer_vectors, use_runtime
 from fbm_rank.evaluate import evaluate_predictions, retrieval_metrics
-import pandas as pd
+from common import REAL, Timer, inference_model, load1, real_photos, torch_outputs, untrained_model
 
 def naive_vector(model, x):
     "The default layer's vector of one photo, computed as a plain loop would: autograd on, default layout."
@@ -47,55 +44,40 @@ def naive_vector(model, x):
     v = EMBEDDING_LAYERS[DEFAULT_LAYER](F.adaptive_avg_pool2d(f, 1).flatten(1), hidden, F.softmax(model[1][-1](hidden), dim=1))
     return F.normalize(v, dim=1).detach().numpy()
 
-def load(): return os.getloadavg()[0]
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--n', type=int, default=256, help='photos to embed')
     p.add_argument('--bs', type=int, default=64)
     p.add_argument('--model', type=Path, help='a trained model folder (default: an untrained head on ImageNet lite0)')
     a = p.parse_args()
-    photos = sorted((marketplace_dir()/'images').glob('*.jpg'))[:a.n]
+    photos = real_photos(a.n)
     with tempfile.TemporaryDirectory() as d:
-        model_dir = a.model
-        if model_dir is None:
-            model_dir = Path(d)/'model'
-            torch.manual_seed(0)   # the same head every run: one ONNX export in the cache, not one per run
-            save_model(make_model(DEFAULT_ARCH, len(ROOT_CATEGORIES)), model_dir, dict(arch=DEFAULT_ARCH, vocab=list(ROOT_CATEGORIES)))
-        model, desc = load_model(model_dir)
+        model, desc = load_model(a.model or untrained_model(Path(d)/'model'))   # default (contiguous) memory layout for the naive loop
         tfm = photo_transform(desc)
-        load_naive = load(); t = time.perf_counter()
-        naive = [naive_vector(model, tfm(Image.open(f)).unsqueeze(0)) for f in photos]
-        naive_s = time.perf_counter() - t; load_naive = (load_naive, load())
+        with Timer() as naive_t: naive = [naive_vector(model, tfm(Image.open(f)).unsqueeze(0)) for f in photos]
         fast_model = model.to(memory_format=torch.channels_last)
-        load_ours = load(); t = time.perf_counter()
         batches = lambda: (torch.stack([tfm(Image.open(f)) for f in photos[i:i+a.bs]]) for i in range(0, len(photos), a.bs))
-        ours = [embed_batch(fast_model, x, DEFAULT_LAYER) for x in batches()]
-        ours_s = time.perf_counter() - t; load_ours = (load_ours, load())
+        with Timer() as ours_t: ours = [embed_batch(fast_model, x, DEFAULT_LAYER) for x in batches()]
         runner = use_runtime(fast_model, desc, 'onnx', 'cpu')   # the export (first time only) is not timed
-        load_onnx = load(); t = time.perf_counter()
-        onnx = [embed_batch(fast_model, x, DEFAULT_LAYER) for x in batches()]
-        onnx_s = time.perf_counter() - t; load_onnx = (load_onnx, load())
+        with Timer() as onnx_t: onnx = [embed_batch(fast_model, x, DEFAULT_LAYER) for x in batches()]
     diff = np.abs(np.concatenate(naive) - np.concatenate(ours)).max()
     diff_onnx = np.abs(np.concatenate(onnx) - np.concatenate(ours)).max()
     print(f'{len(photos)} photos, layer {DEFAULT_LAYER}, batch {a.bs}, {torch.get_num_threads()} threads, '
           f'{os.cpu_count()} cores (max difference {diff:.1e}; ONNX Runtime against torch {diff_onnx:.1e})')
-    print(f'naive loop : {len(photos)/naive_s:7.1f} photos/s  (load average {load_naive[0]:.2f} -> {load_naive[1]:.2f})')
-    print(f'fbm_rank   : {len(photos)/ours_s:7.1f} photos/s  (load average {load_ours[0]:.2f} -> {load_ours[1]:.2f})')
-    print(f'  onnx     : {len(photos)/onnx_s:7.1f} photos/s  (load average {load_onnx[0]:.2f} -> {load_onnx[1]:.2f}; {runner.provider})')
-    print(f'ratio      : {naive_s/ours_s:7.2f}x (torch), {naive_s/onnx_s:.2f}x (ONNX Runtime); ONNX Runtime / torch {ours_s/onnx_s:.2f}x')
+    print(f'naive loop : {len(photos)/naive_t.seconds:7.1f} photos/s  ({naive_t.loads()})')
+    print(f'fbm_rank   : {len(photos)/ours_t.seconds:7.1f} photos/s  ({ours_t.loads()})')
+    print(f'  onnx     : {len(photos)/onnx_t.seconds:7.1f} photos/s  ({onnx_t.loads()}; {runner.provider})')
+    print(f'ratio      : {naive_t.seconds/ours_t.seconds:7.2f}x (torch), {naive_t.seconds/onnx_t.seconds:.2f}x (ONNX Runtime); '
+          f'ONNX Runtime / torch {ours_t.seconds/onnx_t.seconds:.2f}x')
 
-REAL = Path.home()/'.cache/fbm_rank/real'
-
-def views(model, tfm, paths, bs):
-    "The four outputs (`OUTPUTS`) of every photo and of its mirror image, and the seconds the plain and the mirrored passes took."
+def views(outputs, tfm, paths, bs):
+    "The four outputs (`OUTPUTS`) of every photo and of its mirror image by `outputs` (batch -> outputs), and the seconds the plain and the mirrored passes took."
     plain, mirror, secs = [], [], [0., 0.]
-    with torch.inference_mode():
-        for i in range(0, len(paths), bs):
-            x = torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]])
-            t = time.perf_counter(); plain.append([o.numpy() for o in _outputs(model, x)]); secs[0] += time.perf_counter() - t
-            t = time.perf_counter(); mirror.append([o.numpy() for o in _outputs(model, x.flip(3))]); secs[1] += time.perf_counter() - t
-            if i % (bs*20) == 0: print(f'  {i+len(x)}/{len(paths)} photos, load average {os.getloadavg()[0]:.1f}', flush=True)
+    for i in range(0, len(paths), bs):
+        x = torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]])
+        t = time.perf_counter(); plain.append([o.numpy() for o in outputs(x)]); secs[0] += time.perf_counter() - t
+        t = time.perf_counter(); mirror.append([o.numpy() for o in outputs(x.flip(3))]); secs[1] += time.perf_counter() - t
+        if i % (bs*20) == 0: print(f'  {i+len(x)}/{len(paths)} photos, load average {load1():.1f}', flush=True)
     cat = lambda parts: [np.concatenate([p[j] for p in parts]) for j in range(len(OUTPUTS))]
     return cat(plain), cat(mirror), secs
 
@@ -127,16 +109,14 @@ def tta_main(argv=None):
     rng = np.random.default_rng(0)
     pick = lambda rows, n: rows if not n or n >= len(rows) else np.sort(rng.choice(rows, n, replace=False))
     t = t.iloc[np.sort(np.concatenate([pick(np.flatnonzero(t.is_valid), a.queries), pick(np.flatnonzero(~t.is_valid), a.index)]))].reset_index(drop=True)
-    model, desc = load_model(a.model)
-    model = model.to(memory_format=torch.channels_last).eval()
+    model, desc = inference_model(a.model)
     key = model_fingerprint(a.model) + str(len(t)) + str(list(t.image_id[:3])) + str(OUTPUTS)
     n_out = len(OUTPUTS)
     if a.cache.exists() and str(np.load(a.cache)['key']) == key:
         z = np.load(a.cache); plain, mirror, secs = [z[f'p{j}'] for j in range(n_out)], [z[f'm{j}'] for j in range(n_out)], list(z['secs'])
     else:
-        load0 = os.getloadavg()[0]
-        plain, mirror, secs = views(model, photo_transform(desc), [a.prepared/q for q in t.path], a.bs)
-        print(f'load average {load0:.1f} -> {os.getloadavg()[0]:.1f} during the passes')
+        with Timer() as passes: plain, mirror, secs = views(torch_outputs(model, desc), photo_transform(desc), [a.prepared/q for q in t.path], a.bs)
+        print(f'{passes.loads()} during the passes')
         np.savez(a.cache, key=key, secs=secs, **{f'p{j}': plain[j] for j in range(n_out)}, **{f'm{j}': mirror[j] for j in range(n_out)})
     # the averaged outputs here are what `batch_outputs(..., tta=True)` returns: checked on the first photos
     x = torch.stack([photo_transform(desc)(Image.open(a.prepared/q)) for q in t.path[:8]])
@@ -156,7 +136,7 @@ def tta_main(argv=None):
     print(f"validation photos right only with tta: {int((right['tta'] & ~right['plain']).sum())}, "
           f"right only without: {int((right['plain'] & ~right['tta']).sum())} (of {int(valid.sum())})")
     print(f'seconds per photo: plain {secs[0]/len(t)*1000:.1f} ms, mirrored pass {secs[1]/len(t)*1000:.1f} ms '
-          f'(tta costs both), {torch.get_num_threads()} threads, load average now {os.getloadavg()[0]:.1f}')
+          f'(tta costs both), {torch.get_num_threads()} threads, load average now {load1():.1f}')
 
 
 if __name__ == '__main__': tta_main() if '--tta' in sys.argv else main()

@@ -6,10 +6,10 @@
 - the machine's rate: float32 matrix products (`torch.mm`, `--matmul` square) with the same threads, GFLOP/s,
   measured in the same run; the ceiling is that rate over the compute per photo, in photos/s;
 - each engine computes the outputs every embedding layer is made from (pooled features, the head's hidden layer,
-  the probabilities, ...: `embed._outputs`) for `--n` real cleaned photos, `--bs` at a time, best of
+  the probabilities, ...: `embed.OUTPUTS`) for `--n` real cleaned photos, `--bs` at a time, best of
   `--repeats`; its throughput is printed with its share of the ceiling, the load average before and after, and
   its largest difference to eager (the engines must agree within 1e-4 to count);
-- torch.compile (default mode, inductor) and ONNX Runtime (`runtime.outputs_runner`: the model exported once with a
+- torch.compile (default mode, inductor) and ONNX Runtime (`embed.use_runtime`: the model exported once with a
   dynamic batch into the cache, `$FBM_CACHE/runtime/`; skipped when `onnxruntime`/`onnx` are not installed) are each
   timed after their warm-up, whose seconds are printed apart (the export or loading of the cached file is not timed).
 
@@ -20,15 +20,11 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
-from fbm_rank.paths import marketplace_dir, fingerprint
-from fbm_rank.labels import ROOT_CATEGORIES
-from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model, load_model, model_fingerprint, photo_transform
-from fbm_rank.embed import _outputs, _Outputs as Outputs   # the module the runtime exports
-from fbm_rank.runtime import outputs_runner
+from fbm_rank.backbones import DEFAULT_ARCH, photo_transform
+from fbm_rank.embed import use_runtime
+from common import REAL, Timer, best_of, inference_model, real_photos, torch_outputs, untrained_model
 
-REAL_MODEL = Path.home()/'.cache/fbm_rank/real/rank/model'
-
-def load(): return os.getloadavg()[0]
+REAL_MODEL = REAL/'rank'/'model'
 
 def matmul_gflops(n:int, seconds:float=3.0)->float:
     "The best float32 `torch.mm` rate of an `n` x `n` product, GFLOP/s, over about `seconds`."
@@ -39,21 +35,17 @@ def matmul_gflops(n:int, seconds:float=3.0)->float:
         t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
     return 2*n**3/best/1e9
 
-def flops_per_photo(module, x)->int:
-    with FlopCounterMode(display=False) as counter, torch.inference_mode(): module(x[:1])
+def flops_per_photo(outputs, x)->int:
+    "Floating-point operations of `outputs` (batch -> outputs) on one photo."
+    with FlopCounterMode(display=False) as counter: outputs(x[:1])
     return counter.get_total_flops()
 
 def timed(run, x, bs, repeats):
     "Best seconds of `run` over all of `x` in batches, and the outputs."
-    best = float('inf')
-    for _ in range(repeats):
-        t = time.perf_counter(); outs = [run(x[i:i+bs]) for i in range(0, len(x), bs)]; best = min(best, time.perf_counter() - t)
+    best, outs = best_of(lambda: [run(x[i:i+bs]) for i in range(0, len(x), bs)], repeats)
     return best, [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
 
-def onnx_runner(module, x, model_dir):
-    "ONNX Runtime as the pipeline uses it: `runtime.outputs_runner`, its export cached by the model's fingerprint."
-    runner = outputs_runner(module, fingerprint('bench_infer outputs', model_fingerprint(model_dir)), 'onnx', example=x[:2])
-    return lambda xb: [o.numpy() for o in runner(xb)], runner.provider
+def numpy_outputs(runner): return lambda xb: [o.numpy() for o in runner(xb)]
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,35 +59,24 @@ def main():
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as d:
-        model_dir = a.model or (REAL_MODEL if (REAL_MODEL/'model.json').exists() else None)
-        if model_dir is None:
-            model_dir = Path(d)/'model'
-            torch.manual_seed(0)   # the same untrained head every run, so its cached ONNX export is reused
-            save_model(make_model(DEFAULT_ARCH, len(ROOT_CATEGORIES)), model_dir, dict(arch=DEFAULT_ARCH, vocab=list(ROOT_CATEGORIES)))
-        model, desc = load_model(model_dir)
-        model = model.to(memory_format=torch.channels_last).eval()
+        model, desc = inference_model(a.model or (REAL_MODEL if (REAL_MODEL/'model.json').exists() else untrained_model(Path(d)/'model')))
         tfm = photo_transform(desc)
-        x = torch.stack([tfm(Image.open(f)) for f in sorted((marketplace_dir()/'images').glob('*.jpg'))[:a.n]])
-        module = Outputs(model).eval()
-        flops = flops_per_photo(module, x)
-        l0 = load(); rate = matmul_gflops(a.matmul); l1 = load()
+        x = torch.stack([tfm(Image.open(f)) for f in real_photos(a.n)])
+        eager = torch_outputs(model, desc)
+        flops = flops_per_photo(eager, x)
+        with Timer() as machine: rate = matmul_gflops(a.matmul)
         ceiling = rate*1e9/flops
         print(f'{desc["arch"]} at {x.shape[-1]} px, {len(x)} photos, batch {a.bs}, best of {a.repeats}, {torch.get_num_threads()} threads, '
               f'{os.cpu_count()} cores, torch {torch.__version__}')
-        print(f'compute per photo {flops/1e9:.3f} GFLOP; float32 matmul {a.matmul}^2: {rate:.1f} GFLOP/s (load average {l0:.1f} -> {l1:.1f}); '
+        print(f'compute per photo {flops/1e9:.3f} GFLOP; float32 matmul {a.matmul}^2: {rate:.1f} GFLOP/s ({machine.loads()}); '
               f'ceiling {ceiling:.1f} photos/s')
-        engines = {}
-        def eager(xb):
-            with torch.inference_mode(): return [o.numpy() for o in _outputs(model, xb)]
-        engines['eager'] = (eager, 'torch eager, channels_last, inference_mode')
-        if 'compile' in a.engines:
-            compiled = torch.compile(module)
-            def comp(xb):
-                with torch.inference_mode(): return [o.numpy() for o in compiled(xb)]
-            engines['compile'] = (comp, 'torch.compile (inductor, default mode)')
-        if 'onnx' in a.engines:
+        engines = {'eager': (numpy_outputs(eager), 'torch eager, channels_last, inference_mode')}
+        if 'compile' in a.engines: engines['compile'] = (numpy_outputs(torch.compile(eager.run)), 'torch.compile (inductor, default mode)')
+        if 'onnx' in a.engines:   # ONNX Runtime as the pipeline uses it: `embed.use_runtime`, its export cached by the model's weights
             t = time.perf_counter()
-            try: engines['onnx'] = onnx_runner(module, x, model_dir); print(f'onnx: runner ready in {time.perf_counter() - t:.1f} s')
+            try:
+                onnx = use_runtime(model, desc, 'onnx', 'cpu')
+                engines['onnx'] = numpy_outputs(onnx), onnx.provider; print(f'onnx: runner ready in {time.perf_counter() - t:.1f} s')
             except RuntimeError as e: print(f'onnx: skipped ({e})')
         ref = None
         for name, (run, what) in engines.items():
@@ -103,11 +84,11 @@ def main():
             t = time.perf_counter()
             for i in range(0, len(x), a.bs): run(x[i:i+a.bs])   # warm-up (compilation), every batch shape once
             warm = time.perf_counter() - t
-            l0 = load(); secs, outs = timed(run, x, a.bs, a.repeats); l1 = load()
+            with Timer() as timing: secs, outs = timed(run, x, a.bs, a.repeats)
             if ref is None: ref = outs
             diff = max(float(np.abs(o - r).max()) for o, r in zip(outs, ref))
             rate_ = len(x)/secs
             print(f'{name:8} {rate_:7.1f} photos/s  {rate_/ceiling:6.1%} of the ceiling  max diff to eager {diff:.1e}  '
-                  f'warm-up {warm:5.1f} s  (load average {l0:.1f} -> {l1:.1f})  {what}')
+                  f'warm-up {warm:5.1f} s  ({timing.loads()})  {what}')
 
 if __name__ == '__main__': main()

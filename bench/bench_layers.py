@@ -12,22 +12,22 @@ The table in `nbs/10_embed.ipynb` quotes only figures whose output is kept in th
 
     python bench/bench_layers.py --prepared PREPARED --model MODEL [--weights 0.1,0.15,0.25,1] [--n PHOTOS]
 """
-import argparse, os
+import argparse
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 import torch.nn.functional as F
 from PIL import Image
 from fbm_rank.paths import progress
-from fbm_rank.backbones import load_model, make_model, photo_transform
-from fbm_rank.embed import EMBEDDING_LAYERS, CATEGORY_WEIGHT, OUTPUTS, _with_category, _outputs, layer_vectors
+from fbm_rank.backbones import make_model, photo_transform
+from fbm_rank.embed import EMBEDDING_LAYERS, CATEGORY_WEIGHT, layer_vectors
 from fbm_rank.rank import evaluate_retrieval
+from common import inference_model, load, torch_outputs, with_category
 
-def outputs(model, tfm, paths, bs):
-    "The four outputs (`OUTPUTS`: mid, pooled, hidden, probs) of every photo, one pass through the model."
-    out = []
+def outputs(model, desc, paths, bs):
+    "The four outputs (`embed.OUTPUTS`: mid, pooled, hidden, probs) of every photo, one pass through the model."
+    run, tfm, out = torch_outputs(model, desc), photo_transform(desc), []
     for i in progress(range(0, len(paths), bs), label='embedding'):
-        x = torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]])
-        with torch.inference_mode(): out.append(_outputs(model, x))
+        out.append(run(torch.stack([tfm(Image.open(p)) for p in paths[i:i+bs]])))
     return tuple(torch.cat(parts) for parts in zip(*out))
 
 def main():
@@ -42,20 +42,19 @@ def main():
     if a.n and a.n < len(training): training = training.sample(a.n, random_state=0).sort_index().reset_index(drop=True)
     ids = training[['image_id', 'product_id']].astype(str)
     paths = [a.prepared/f for f in training.path]
-    model, desc = load_model(a.model)
-    tfm = photo_transform(desc)
-    outs = outputs(model.to(memory_format=torch.channels_last), tfm, paths, a.bs)
+    model, desc = inference_model(a.model)
+    outs = outputs(model, desc, paths, a.bs)
     pooled, probs, whitening = outs[1], outs[-1], getattr(model, 'whitening', None)
     frozen = make_model(desc['arch'], len(desc['vocab'])).eval().to(memory_format=torch.channels_last)
-    rows = {'pooled, frozen ImageNet body': outputs(frozen, tfm, paths, a.bs)[1]}
+    rows = {'pooled, frozen ImageNet body': outputs(frozen, desc, paths, a.bs)[1]}
     # `whitened` needs the model's learned whitening: skipped for a model trained without one
     rows |= {f'{layer} (trained model)': layer_vectors(outs, layer, whitening)
              for layer in EMBEDDING_LAYERS if layer != 'whitened' or whitening is not None}
-    rows |= {f'pooled_category, weight {w}': _with_category(pooled, probs, float(w))
+    rows |= {f'pooled_category, weight {w}': with_category([pooled], probs, float(w))
              for w in a.weights.split(',') if float(w) != CATEGORY_WEIGHT}
-    print(f'model {a.model} ({desc["arch"]}), {len(paths)} photos, load average {os.getloadavg()[0]:.2f}'
+    print(f'model {a.model} ({desc["arch"]}), {len(paths)} photos, load {load()}'
           + ('' if whitening is not None else "; no whitening: layer 'whitened' skipped"))
-    print(f'| embedding | precision@10 | same-product recall@1 |\n|---|---|---|')
+    print('| embedding | precision@10 | same-product recall@1 |\n|---|---|---|')
     for name, v in rows.items():
         m = evaluate_retrieval((F.normalize(v.float(), dim=1).numpy(), ids), training)
         print(f"| {name} | {m['precision_at_10']:.3f} | {m['same_product_recall_at_1']:.3f} |", flush=True)

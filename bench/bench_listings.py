@@ -23,19 +23,16 @@ Each figure is printed with the load average when it was measured.
 The prepared folder is `$FBM_WORK/prepared` (default ~/.cache/fbm_rank/real/prepared); a text model is trained
 (about a minute) unless `--text` names a saved one.
 """
-import argparse, os, time
+import argparse, time
 from pathlib import Path
 import numpy as np, pandas as pd
-from fbm_rank.paths import marketplace_dir
-from fbm_rank.prepare import prepare
 from fbm_rank.labels import CategoryEncoder
 from fbm_rank.embed import read_embeddings
 from fbm_rank.text import text_listings, train_text_model, load_text_model
 from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_scored
 from fbm_rank.search import build_search, search_scores, SEARCH_WEIGHTS
 from fbm_rank.index import catalogue_table
-
-def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
+from common import REAL, Timer, load, real_prepared, score_precision
 
 def product_photo_matrix(v, codes, q, t):
     "Best photo-pair cosine of query products `q` against candidate products `t` (codes: product of each photo row, sorted)."
@@ -44,23 +41,17 @@ def product_photo_matrix(v, codes, q, t):
     s = np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[ti])) + 1], axis=1)
     return np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[qi])) + 1], axis=0)
 
-def p_at(s, q_lab, t_lab, own=None, k=10):
-    s = s if own is None else np.where(own, -np.inf, s)
-    top = np.argpartition(-s, k, axis=1)[:, :k]
-    return round(float((t_lab[top] == q_lab[:, None]).mean()), 4)
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--emb', type=Path, required=True, help='photo embedding folder (`fbm_rank embed`)')
     p.add_argument('--text', type=Path, help='a saved text model folder; trained when absent')
-    p.add_argument('--work', type=Path, default=Path(os.environ.get('FBM_WORK', Path.home()/'.cache'/'fbm_rank'/'real')))
+    p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--tune', action='store_true', help='print the tuning grid on training listings')
     p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
     p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,category=0.4,vote=0.4,neighbours=10")
     p.add_argument('--no-search', action='store_true', help='similar listings only (e.g. to compare photo embeddings): skip the search figures')
     a = p.parse_args()
-    prepared = a.work/'prepared'
-    if not (prepared/'report.json').is_file(): prepare(marketplace_dir(), prepared, show_progress=False)
+    prepared = real_prepared(a.work/'prepared')
     listings = text_listings(prepared)
     model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'))
     v, ids, _ = read_embeddings(a.emb)
@@ -79,23 +70,23 @@ def main():
     P, X, C = parts(vi)
     weights = {k: (int if k == 'neighbours' else float)(v) for k, v in (kv.split('=') for kv in a.weights.split(','))} if a.weights else None
     rows = [('photo', P), ('text', X), ('naive fusion', (P + X)/2), ('fused', fused_similarity(P, X, C, sub[ti], weights))]
-    print(f"{'ranking':14s} root_p@10 sub_p@10  load")
-    for name, s in rows: print(f'{name:14s} {p_at(s, root[vi], root[ti]):9.4f} {p_at(s, sub[vi], sub[ti]):8.4f}  {load()}', flush=True)
+    print(f"{'ranking':14s} root_p@10 sub_p@10")
+    for name, s in rows: print(f'{name:14s} {score_precision(s, root[vi], root[ti]):9.4f} {score_precision(s, sub[vi], sub[ti]):8.4f}  load {load()}', flush=True)
     if a.tune:
         tq = np.sort(np.random.default_rng(0).choice(ti, min(1200, len(ti)), replace=False))
         Pt, Xt, Ct = parts(tq)
-        own = tq[:, None] == ti[None, :]
         print('tuning on training listings (own listing left out): photo category vote neighbours -> root sub')
         for w in (0.3, 0.4, 0.5, 0.6):
             for c in (0.2, 0.4):
                 for vote in (0.2, 0.4):
                     for n in (10, 30):
-                        s = fused_similarity(np.where(own, -1e3, Pt), Xt, Ct, sub[ti], dict(photo=w, category=c, vote=vote, neighbours=n))
-                        print(w, c, vote, n, '->', p_at(s, root[tq], root[ti], own), p_at(s, sub[tq], sub[ti], own), flush=True)
+                        s = fused_similarity(np.where(tq[:, None] == ti, -1e3, Pt), Xt, Ct, sub[ti], dict(photo=w, category=c, vote=vote, neighbours=n))
+                        print(w, c, vote, n, '->', score_precision(s, root[tq], root[ti], query_ids=tq, candidate_ids=ti),
+                              score_precision(s, sub[tq], sub[ti], query_ids=tq, candidate_ids=ti), f'(load {load()})', flush=True)
     if a.no_search: print(f'fused with {({**FUSION_WEIGHTS, **(weights or {})})}'); return
     # search: validation titles query the whole catalogue (their own listing left out)
     cat = catalogue_table(prepared)
-    t0 = time.perf_counter(); search = build_search(cat, model); build_s = time.perf_counter() - t0
+    with Timer() as built: search = build_search(cat, model)
     lab = listings.set_index('product_id').sub_category
     def search_p10(pids, names, weights=None, timed=False):
         hits, times = [], []
@@ -112,10 +103,10 @@ def main():
             for c in (0.0, 0.4):
                 for vote in (0.0, 0.4):
                     p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, category=c, vote=vote))
-                    print(kw, c, vote, '->', round(p10, 4), flush=True)
+                    print(kw, c, vote, '->', round(p10, 4), f'(load {load()})', flush=True)
     queries = listings[listings.is_valid]
     p10, t = search_p10(queries.product_id, cat.loc[queries.product_id, 'name'])
-    print(f'search: {len(queries)} validation titles over {len(cat)} listings (table built in {build_s:.1f} s): '
+    print(f'search: {len(queries)} validation titles over {len(cat)} listings (table built in {built.seconds:.1f} s): '
           f'sub_p@10 {p10:.4f}, latency p50 {np.percentile(t, 50):.1f} ms p99 {np.percentile(t, 99):.1f} ms; load {load()}', flush=True)
     print(f'SEARCH_WEIGHTS {SEARCH_WEIGHTS}')
     print(f'FUSION_WEIGHTS {FUSION_WEIGHTS}')

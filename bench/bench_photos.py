@@ -18,13 +18,14 @@ load average is printed before and after each recipe's runs: quote a figure with
 Usage:
     .venv/bin/python bench/bench_photos.py [--repeats 3] [--size 256]
 """
-import argparse, os, platform, resource, tempfile, time
+import argparse, platform, resource, tempfile, time
 from pathlib import Path
 import PIL
 from PIL import Image
 from fastcore.parallel import num_cpus
 from fbm_rank.paths import marketplace_dir
 from fbm_rank.photos import clean_photos
+from common import load1
 
 def naive_clean(src_dir:Path, dest_dir:Path, size:int=256)->int:
     "The recipe one writes first: one process, full decode, resize, paste, save."
@@ -68,14 +69,14 @@ def main():
     loads = {name: [] for name in recipes}
     for _ in range(args.repeats):
         for name, f in recipes.items():
-            loads[name].append(os.getloadavg()[0])
+            loads[name].append(load1())
             seconds, cpu, n_out = timed(f)
-            loads[name].append(os.getloadavg()[0])
+            loads[name].append(load1())
             if n_out != n_files: raise SystemExit(f'{name} wrote {n_out} of {n_files} photos')
             best[name] = min(best[name], (seconds, cpu))
     print(f'{n_files} uploads from {src} -> {args.size} px squares; best of {args.repeats}; '
           f'{cores} cores, Python {platform.python_version()}, Pillow {PIL.__version__}, '
-          f'load average {os.getloadavg()[0]:.1f}')
+          f'load average {load1():.1f}')
     naive, naive_cpu = n_files/best['naive, 1 process'][0], best['naive, 1 process'][1]
     for name, (seconds, cpu) in best.items():
         rate = n_files/seconds

@@ -12,22 +12,19 @@ when there are more machines.
     .venv/bin/python bench/bench_ray.py                                   # the demo photos, repeated to 2,000
     .venv/bin/python bench/bench_ray.py --prepared PREPARED --model MODEL --workers 2
 """
-import argparse, os, shutil, tempfile, time
+import argparse, os, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd
+from common import Timer, load, demo_prepared, untrained_model
 
-def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
-
-def demo_prepared(work:Path, n:int, size:int)->Path:
-    "The demo marketplace prepared at `size`, its training table repeated to `n` photos (new ids, the same files)."
-    from fbm_rank.demo import demo_marketplace
-    from fbm_rank.prepare import prepare
-    prepare(demo_marketplace(), work/'prepared', size=size, show_progress=False)
-    t = pd.read_parquet(work/'prepared'/'training.parquet')
+def repeated_demo(prepared:Path, n:int, size:int)->Path:
+    "The demo marketplace prepared at `size` in `prepared`, its training table repeated to `n` photos (new ids, the same files)."
+    demo_prepared(prepared, size)
+    t = pd.read_parquet(prepared/'training.parquet')
     reps = -(-n // len(t))
     big = pd.concat([t.assign(image_id=t.image_id + f'-{r}') for r in range(reps)], ignore_index=True)[:n]
-    big.to_parquet(work/'prepared'/'training.parquet', index=False)
-    return work/'prepared'
+    big.to_parquet(prepared/'training.parquet', index=False)
+    return prepared
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -39,27 +36,20 @@ def main():
     import torch, ray
     from fbm_rank.embed import embed_photos, read_embeddings
     from fbm_rank.paths import read_json
-    from fbm_rank.backbones import make_model, save_model
     from fbm_rank.scale import embed_photos_ray, start_local_ray
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        prepared = Path(a.prepared) if a.prepared else demo_prepared(work, a.n, a.size)
-        model = a.model
-        if not model:
-            vocab = read_json(prepared/'categories.json')['vocab']
-            save_model(make_model('efficientnet_lite0', len(vocab)), work/'model',
-                       dict(arch='efficientnet_lite0', vocab=vocab, size=a.size, training={'photo_size': a.size}))
-            model = work/'model'
+        prepared = Path(a.prepared) if a.prepared else repeated_demo(work/'prepared', a.n, a.size)
+        model = a.model or untrained_model(work/'model', read_json(prepared/'categories.json')['vocab'], 'efficientnet_lite0', a.size)
         n = len(pd.read_parquet(prepared/'training.parquet'))
         print(f'{n:,} photos of {prepared}, model {model}, {a.workers} Ray workers, torch threads {torch.get_num_threads()}; load {load()}')
-        t = time.perf_counter(); embed_photos(model, prepared, work/'local', bs=a.bs, show_progress=False); local_s = time.perf_counter() - t
-        print(f'local: {local_s:.1f} s, {n/local_s:.1f} photos/s; load {load()}', flush=True)
-        t = time.perf_counter(); start_local_ray(a.workers); up_s = time.perf_counter() - t
-        t = time.perf_counter(); embed_photos_ray(model, prepared, work/'ray', bs=a.bs, workers=a.workers, show_progress=False)
-        ray_s = time.perf_counter() - t
+        with Timer() as local: embed_photos(model, prepared, work/'local', bs=a.bs, show_progress=False)
+        print(f'local: {local.seconds:.1f} s, {n/local.seconds:.1f} photos/s; load {load()}', flush=True)
+        with Timer() as up: start_local_ray(a.workers)
+        with Timer() as remote: embed_photos_ray(model, prepared, work/'ray', bs=a.bs, workers=a.workers, show_progress=False)
         ray.shutdown()
-        print(f'ray:   {ray_s:.1f} s, {n/ray_s:.1f} photos/s ({n/(ray_s+up_s):.1f} with the {up_s:.0f} s cluster start); '
-              f'{local_s/ray_s:.2f}x local; load {load()}', flush=True)
+        print(f'ray:   {remote.seconds:.1f} s, {n/remote.seconds:.1f} photos/s ({n/(remote.seconds + up.seconds):.1f} with the '
+              f'{up.seconds:.0f} s cluster start); {local.seconds/remote.seconds:.2f}x local; load {load()}', flush=True)
         (v1, i1, _), (v2, i2, _) = read_embeddings(work/'local'), read_embeddings(work/'ray')
         print(f'same ids in the same order: {i1.equals(i2)}; largest difference {np.abs(v1 - v2).max():.2e}')
 

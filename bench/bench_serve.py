@@ -26,6 +26,7 @@ import argparse, asyncio, io, json, os, platform, shutil, subprocess, sys, tempf
 from pathlib import Path
 import numpy as np
 import httpx
+from common import best_of, load, proc_status
 
 MB = 2**20
 
@@ -61,17 +62,10 @@ def parse_args(argv=None):
     return a
 
 
-def load_avg()->str:
-    "The load averages (1, 5, 15 minutes), e.g. 'load 1.52/0.97/0.40'."
-    return 'load ' + '/'.join(f'{x:.2f}' for x in os.getloadavg())
-
-
 def rss_mb(pid, field='VmRSS'):
     "Resident memory of process `pid` in MiB (`VmHWM`: its peak so far), or None once it is gone."
-    try:
-        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-            if line.startswith(field + ':'): return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError): return None
+    b = proc_status(field, pid)
+    return None if b is None else b / MB
 
 
 class RssSampler:
@@ -89,12 +83,6 @@ class RssSampler:
             self.stop_flag.wait(self.every)
     def __enter__(self): self.thread.start(); return self
     def __exit__(self, *exc): self.stop_flag.set(); self.thread.join(5)
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
 def fbm_rank_command():
@@ -116,7 +104,7 @@ def demo_folders(demo, epochs):
     res = subprocess.run(fbm_rank_command() + ['-q', 'demo', '--out', str(demo), '--epochs', str(epochs)],
                          capture_output=True, text=True, timeout=900)
     if res.returncode: raise SystemExit(f'fbm_rank demo failed (status {res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}')
-    print(f'demo built in {time.time()-t:.1f} s with `fbm_rank demo --epochs {epochs}` ({load_avg()})')
+    print(f'demo built in {time.time()-t:.1f} s with `fbm_rank demo --epochs {epochs}` (load {load()})')
     return folders
 
 
@@ -146,7 +134,7 @@ def summary(latencies, errors, elapsed):
                 throughput_rps=round(len(lat)/elapsed, 2) if elapsed else None, p50_ms=pct(50), p99_ms=pct(99))
 
 
-async def load(url, photos, n_clients, seconds, k, timeout, on_window=None, window=60):
+async def clients(url, photos, n_clients, seconds, k, timeout, on_window=None, window=60):
     "Run `n_clients` clients sending requests back to back for `seconds`; every `window` s call `on_window(summary)`."
     done, statuses, failures = [], {}, []       # done: (finish time, latency or None when it failed)
     limits = httpx.Limits(max_connections=n_clients, max_keepalive_connections=n_clients)
@@ -208,7 +196,7 @@ def bomb_png(side):
 def fmt_level(r):
     nan = float('nan')
     return (f"{r['clients']:>7} {r['requests']:>8} {r['throughput_rps'] or 0:>7.1f} {r['p50_ms'] or nan:>8.1f} "
-            f"{r['p99_ms'] or nan:>8.1f} {r['errors']:>6}  {load_avg()}")
+            f"{r['p99_ms'] or nan:>8.1f} {r['errors']:>6}  load {load()}")
 
 
 def offline_rate(model_dir, photos, runtime='auto', bs=32, repeats=2)->tuple:
@@ -219,20 +207,18 @@ def offline_rate(model_dir, photos, runtime='auto', bs=32, repeats=2)->tuple:
     use_runtime(model, desc, runtime)
     data = [b for _, b in photos]
     photo_outputs(model, desc, data[:bs], bs=bs)   # warm-up
-    best = float('inf')
-    for _ in range(repeats):
-        t = time.perf_counter(); photo_outputs(model, desc, data, bs=bs); best = min(best, time.perf_counter() - t)
+    best, _ = best_of(lambda: photo_outputs(model, desc, data, bs=bs), repeats)
     return len(data)/best, model_runtime(model)
 
 
 def run_levels(url, photos, a, pid=None, offline=None):
-    asyncio.run(load(url, photos, 1, min(2, a.seconds), a.k, a.timeout))  # warm-up
+    asyncio.run(clients(url, photos, 1, min(2, a.seconds), a.k, a.timeout))  # warm-up
     results = []
     print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  load average"
           + ('  share of offline, RSS' if offline else ''))
     for n in a.levels:
         before = rss_mb(pid) if pid else None
-        r = asyncio.run(load(url, photos, n, a.seconds, a.k, a.timeout))
+        r = asyncio.run(clients(url, photos, n, a.seconds, a.k, a.timeout))
         r['load_average'] = os.getloadavg()
         if pid: r['rss_mb_before'], r['rss_mb_after'] = before, rss_mb(pid)
         extra = ''
@@ -245,15 +231,15 @@ def run_levels(url, photos, a, pid=None, offline=None):
 
 def run_soak(url, photos, pid, a):
     before = rss_mb(pid)
-    print(f'soak: {a.soak_clients} clients for {a.soak_seconds:.0f} s; service RSS {before:.0f} MiB before ({load_avg()})', flush=True)
+    print(f'soak: {a.soak_clients} clients for {a.soak_seconds:.0f} s; service RSS {before:.0f} MiB before (load {load()})', flush=True)
     def on_window(t, s):
         print(f"  {t:6.0f} s: {s['requests']} requests ({s['throughput_rps'] or 0:.1f}/s), {s['errors']} errors, "
-              f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, RSS {rss_mb(pid) or float('nan'):.0f} MiB ({load_avg()})", flush=True)
-    r = asyncio.run(load(url, photos, a.soak_clients, a.soak_seconds, a.k, a.timeout, on_window, a.window))
+              f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, RSS {rss_mb(pid) or float('nan'):.0f} MiB (load {load()})", flush=True)
+    r = asyncio.run(clients(url, photos, a.soak_clients, a.soak_seconds, a.k, a.timeout, on_window, a.window))
     r.update(rss_before_mb=round(before, 1), rss_after_mb=round(rss_mb(pid) or float('nan'), 1), load_average=os.getloadavg())
     print(f"soak: {r['requests']} requests in {r['seconds']:.0f} s ({r['throughput_rps']}/s), {r['errors']} errors, "
           f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MiB "
-          f"({r['rss_after_mb']-r['rss_before_mb']:+.0f}) ({load_avg()})", flush=True)
+          f"({r['rss_after_mb']-r['rss_before_mb']:+.0f}) (load {load()})", flush=True)
     return r
 
 
@@ -271,7 +257,7 @@ async def _bombard(url, png, n, timeout):
 def run_attack(url, png, pid, photos, a):
     before = rss_mb(pid)
     print(f'attack: {a.attack_uploads} concurrent uploads of a {len(png)/1024:.0f} KB PNG declaring {a.attack_side}x{a.attack_side} '
-          f'pixels ({a.attack_side**2*3/MB:.0f} MiB decoded); service RSS {before:.0f} MiB before ({load_avg()})', flush=True)
+          f'pixels ({a.attack_side**2*3/MB:.0f} MiB decoded); service RSS {before:.0f} MiB before (load {load()})', flush=True)
     with RssSampler(pid) as sampler:
         replies = asyncio.run(_bombard(url, png, a.attack_uploads, max(a.timeout, 120)))
         time.sleep(1)  # memory freed or kept just after the replies
@@ -295,7 +281,7 @@ def run_attack(url, png, pid, photos, a):
     print(f"attack: RSS {before:.0f} MiB before, {peak:.0f} peak ({r['rss_samples']} samples), {r['rss_after_mb']:.0f} after "
           f"(VmHWM, the lifetime peak: {r['rss_hwm_mb']:.0f}): "
           f"growth {r['growth_mb']:+.0f} MiB, goal < {a.attack_limit_mb:.0f}: {'met' if r['met'] else 'NOT met'}; "
-          f"service {'answers' if alive else 'does NOT answer'} afterwards ({load_avg()})", flush=True)
+          f"service {'answers' if alive else 'does NOT answer'} afterwards (load {load()})", flush=True)
     return r
 
 
@@ -313,12 +299,13 @@ def main(argv=None):
             photos_dir = a.photos or Path(data)/'images'
         photos = query_photos(photos_dir, a.max_photos)
         png = bomb_png(a.attack_side) if a.attack else None
-        print(f'machine: {os.cpu_count()} CPUs, {load_avg()} before the run')
+        print(f'machine: {os.cpu_count()} CPUs, load {load()} before the run')
         offline = None
         if a.offline:
             offline, engine = offline_rate(model, photos)
             print(f'offline baseline: {offline:.1f} photos/s (clean, transform and embed {len(photos)} query photos in this process, '
-                  f'runtime {engine}, batch 32, best of 2; {load_avg()})', flush=True)
+                  f'runtime {engine}, batch 32, best of 2; load {load()})', flush=True)
+        from fbm_rank.testing import free_port
         port = free_port()
         url = f'http://127.0.0.1:{port}'
         log_path = work/'service.log'
@@ -329,7 +316,7 @@ def main(argv=None):
                 health, startup = wait_until_up(url, proc, a.startup_timeout)
                 print(f"service up in {startup:.1f} s (pid {proc.pid}, RSS {rss_mb(proc.pid):.0f} MiB): {health['model']['arch']} runtime {health['model'].get('runtime', '?')} "
                       f"input {health['model']['size']} px, index {health['index']['kind']} of {health['index']['count']:,} photos "
-                      f"({health['index']['dim']}-d), {len(photos)} query photos, k={a.k} ({load_avg()})", flush=True)
+                      f"({health['index']['dim']}-d), {len(photos)} query photos, k={a.k} (load {load()})", flush=True)
                 if a.levels: results = run_levels(url, photos, a, proc.pid, offline)
                 if a.soak_seconds > 0 and proc.poll() is None: soak = run_soak(url, photos, proc.pid, a)
                 if a.attack and proc.poll() is None: attack = run_attack(url, png, proc.pid, photos, a)

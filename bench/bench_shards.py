@@ -15,13 +15,7 @@ file pages of the memory maps, which the kernel can drop), the index's nprobe an
 import argparse, json, os, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
-
-def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
-
-def _status(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key): return int(line.split()[1])*1024
+from common import Timer, load, proc_status
 
 def child(mode, work, out):
     "Build one index in this process; print its figures as JSON."
@@ -29,16 +23,15 @@ def child(mode, work, out):
     from fbm_rank.index import build_index, build_index_from, save_index
     peak, done = [0], threading.Event()
     def sample():
-        while not done.is_set(): peak[0] = max(peak[0], _status('RssAnon')); time.sleep(0.02)
+        while not done.is_set(): peak[0] = max(peak[0], proc_status('RssAnon')); time.sleep(0.02)
     threading.Thread(target=sample, daemon=True).start()
-    t = time.perf_counter()
-    if mode == 'one':
-        v, ids, meta = read_embeddings(work/'one')
-        index = build_index(v, ids, kind='ivf'); save_index(index, out)
-    else: index = build_index_from(sorted(work.glob('shard*')), out, kind='ivf')
-    seconds = time.perf_counter() - t
+    with Timer() as built:
+        if mode == 'one':
+            v, ids, meta = read_embeddings(work/'one')
+            index = build_index(v, ids, kind='ivf'); save_index(index, out)
+        else: index = build_index_from(sorted(work.glob('shard*')), out, kind='ivf')
     done.set()
-    print(json.dumps(dict(seconds=round(seconds, 1), peak_rss_gb=round(_status('VmHWM')/1e9, 2), peak_anon_gb=round(peak[0]/1e9, 2),
+    print(json.dumps(dict(seconds=round(built.seconds, 1), peak_rss_gb=round(proc_status('VmHWM')/1e9, 2), peak_anon_gb=round(peak[0]/1e9, 2),
                           nprobe=index.meta['params']['nprobe'], tuned_recall=index.meta['params']['recall_at_10'])))
 
 def main():

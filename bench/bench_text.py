@@ -23,24 +23,23 @@ Every line carries the load average when it was measured. The split is the prepa
 
 Timings are wall-clock on whatever else the machine is doing: compare them within one run, beside its load average.
 """
-import argparse, os, time, tempfile
+import argparse, tempfile
 from pathlib import Path
-import numpy as np, pandas as pd
-from fbm_rank.paths import marketplace_dir, write_json
-from fbm_rank.prepare import prepare
+from unittest import mock
+import pandas as pd
+import fbm_rank.text
+from fbm_rank.paths import write_json
 from fbm_rank.labels import CategoryEncoder
-from fbm_rank.text import (TEXT_OPTIONS, DEFAULT_TEXT_OPTION, text_listings, train_text_model, text_metrics,
-                           listing_text, save_text_model, _part, _cut, MAX_TEXT_CHARS)
-
-def load(): return ' '.join(f'{x:.1f}' for x in os.getloadavg())
+from fbm_rank.text import TEXT_OPTIONS, DEFAULT_TEXT_OPTION, text_listings, train_text_model, text_metrics, save_text_model
+from common import REAL, Timer, load, real_prepared
 
 def show(row): print(' '.join(f'{k}={v}' for k, v in row.items()), flush=True); return row
 
 def measure(name, listings, encoder, option, out):
-    t0 = time.perf_counter(); model = train_text_model(listings, encoder, option); t1 = time.perf_counter()
-    m = text_metrics(model, listings); t2 = time.perf_counter()
+    with Timer() as trained: model = train_text_model(listings, encoder, option)
+    with Timer() as measured: m = text_metrics(model, listings)
     size = sum(f.stat().st_size for f in save_text_model(model, out/name.replace(' ', '_')).iterdir()) / 2**20
-    return show(dict(model=name, train_s=round(t1 - t0, 1), measure_s=round(t2 - t1, 1), saved_mb=round(size, 1),
+    return show(dict(model=name, train_s=round(trained.seconds, 1), measure_s=round(measured.seconds, 1), saved_mb=round(size, 1),
                      n_features=model.settings['n_features'], dims=model.settings['dims'], **m, load=load())), model
 
 def listing_table(model_dir, prepared, listings, encoder, text_model):
@@ -51,9 +50,8 @@ def listing_table(model_dir, prepared, listings, encoder, text_model):
     model, desc = load_model(model_dir)
     rows = pd.read_parquet(prepared/'training.parquet')
     valid_rows = rows[rows.is_valid]
-    t0 = time.perf_counter()
-    _, probs = photo_outputs(model, desc, [prepared/p for p in valid_rows.path], bs=64)
-    photo_s = round(time.perf_counter() - t0, 1)
+    with Timer() as photos: _, probs = photo_outputs(model, desc, [prepared/p for p in valid_rows.path], bs=64)
+    photo_s = round(photos.seconds, 1)
     evidence = listing_photo_evidence(probs, valid_rows.product_id)
     valid = listings[listings.is_valid & listings.product_id.isin(evidence.index)]
     y = encoder.encode(valid.root_category)
@@ -61,36 +59,30 @@ def listing_table(model_dir, prepared, listings, encoder, text_model):
     fitted = read_description(model_dir).get('fusion')
     m = listing_metrics(fitted or FALLBACK_FUSION, text_probs, evidence.loc[valid.product_id].to_numpy(), y)
     majority = float((valid.root_category == listings.root_category[~listings.is_valid].mode()[0]).mean())
-    out = [show(dict(listing_model='majority class', accuracy=round(majority, 4), listings=len(valid), load=load())),
-           show(dict(listing_model='text', accuracy=m['text_accuracy'], listings=len(valid), load=load())),
-           show(dict(listing_model='photos', accuracy=m['photo_accuracy'], listings=len(valid), photo_s=photo_s, load=load())),
-           show(dict(listing_model='fused, equal weights', accuracy=m['equal_weights_accuracy'], listings=len(valid), load=load()))]
-    if fitted: out.append(show(dict(listing_model=f"fused, fitted (text {fitted['text_weight']:.2f}, photos {fitted['photo_weight']:.2f})",
-                                    accuracy=m['fused_accuracy'], listings=len(valid), load=load())))
+    row = lambda name, accuracy, **more: show(dict(listing_model=name, accuracy=accuracy, listings=len(valid), **more, load=load()))
+    out = [row('majority class', round(majority, 4)), row('text', m['text_accuracy']),
+           row('photos', m['photo_accuracy'], photo_s=photo_s), row('fused, equal weights', m['equal_weights_accuracy'])]
+    if fitted: out.append(row(f"fused, fitted (text {fitted['text_weight']:.2f}, photos {fitted['photo_weight']:.2f})", m['fused_accuracy']))
     else: print(f'{model_dir}: no fitted fusion in model.json (trained without text); the fitted row is left out', flush=True)
     return out
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--options', nargs='+', default=list(TEXT_OPTIONS), help='keys of TEXT_OPTIONS')
-    p.add_argument('--work', type=Path, default=Path(os.environ.get('FBM_WORK', Path.home()/'.cache'/'fbm_rank'/'real')))
+    p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--model', type=Path, help='photo model folder for the listing table (default WORK/rank/model, as 12_rank trains it)')
     p.add_argument('--no-listings', action='store_true', help='the text options only')
     p.add_argument('--json', type=Path, help='write the rows here')
     a = p.parse_args()
-    prepared = a.work/'prepared'
-    if not (prepared/'report.json').is_file(): prepare(marketplace_dir(), prepared, show_progress=False)
+    prepared = real_prepared(a.work/'prepared')
     listings, encoder = text_listings(prepared), CategoryEncoder.load(prepared/'categories.json')
     print(f'{len(listings)} listings, {listings.is_valid.sum()} validation; load {load()}', flush=True)
     tmp = tempfile.TemporaryDirectory(); out = Path(tmp.name)   # saved only to measure the size
     rows, models = [], {}
-    train = listings[~listings.is_valid]
-    majority = float((listings.root_category[listings.is_valid] == train.root_category.mode()[0]).mean())
-    rows.append(show(dict(model='majority class', accuracy=round(majority, 4), load=load())))
     for name in a.options:
         row, models[name] = measure(name, listings, encoder, name, out); rows.append(row)
-    raw = pd.read_parquet(prepared/'listings.parquet')   # the site's footer kept: what the leak is worth
-    leaky = listings.assign(text=[_cut('\n'.join(x for x in (_part(n), _part(d)) if x), MAX_TEXT_CHARS) for n, d in zip(raw.name, raw.description)])
+    rows.insert(0, show(dict(model='majority class', accuracy=rows[0]['majority'], load=load())))   # `text_metrics`' baseline
+    with mock.patch.object(fbm_rank.text, 'drop_site_footer', lambda d: d): leaky = text_listings(prepared)   # the site's footer kept: what the leak is worth
     rows.append(measure(f'{DEFAULT_TEXT_OPTION} footer kept', leaky, encoder, DEFAULT_TEXT_OPTION, out)[0])
     cols = ['model', 'train_s', 'accuracy', 'top_3', 'root_p_at_10', 'sub_p_at_10', 'saved_mb', 'load']
     print(pd.DataFrame(rows).reindex(columns=cols).to_string(index=False))
