@@ -21,12 +21,12 @@ from .backbones import load_model, model_fingerprint, photo_size
 from .predict import category_probabilities
 from .embed import photo_outputs, use_runtime, model_runtime
 from .index import load_index, add_to_index, catalogue_table
-from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_scored
+from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
-from .search import build_search, add_to_search, search_scores, search_ids, query_terms, text_query, cached_embeddings
-from .store import (open_store, store_listing, remove_listing, stored_listings, stored_jpeg, transaction,
-                            is_stored)
+from .search import build_search, add_to_search, search_candidates, text_cosines, query_terms, cached_embeddings
+from .store import (open_store, store_listing, remove_listing, stored_listings, stored_jpeg, is_stored,
+                            store_setting, set_store_setting, reembed_photos)
 
 # %% ../nbs/14_service.ipynb #3c7d28a0
 def index_layer(index, # an `index.ImageIndex`
@@ -148,22 +148,11 @@ def _embedding_key(model_dir:Path, layer:str)->str:
     "What the stored vectors depend on: the model (`backbones.model_fingerprint`) and the layer."
     return fingerprint(model_fingerprint(model_dir), layer)
 
-def _reembed(svc:Service, key:str):
-    "Recompute the stored photos' vectors with the current model (after a model change)."
-    rows = svc.store.execute('SELECT image_id, jpeg FROM photos').fetchall()
-    with transaction(svc.store):
-        for start in range(0, len(rows), 32):
-            chunk = rows[start:start+32]
-            vectors, _ = photo_outputs(svc.model, svc.description, [j for _, j in chunk], svc.layer)
-            svc.store.executemany('UPDATE photos SET vector = ? WHERE image_id = ?',
-                                  [(v.astype('<f4').tobytes(), i) for (i, _), v in zip(chunk, vectors)])
-        svc.store.execute('INSERT OR REPLACE INTO settings VALUES (?, ?)', ('embedding', key))
-
 def _sync_embeddings(svc:Service, key:str):
     "Re-embed the stored photos when the model or layer changed since they were stored."
-    stored = svc.store.execute("SELECT value FROM settings WHERE key = 'embedding'").fetchone()
-    if stored is None: svc.store.execute('INSERT OR REPLACE INTO settings VALUES (?, ?)', ('embedding', key))
-    elif stored[0] != key: _reembed(svc, key)
+    stored = store_setting(svc.store, 'embedding')
+    if stored is None: set_store_setting(svc.store, 'embedding', key)
+    elif stored != key: reembed_photos(svc.store, lambda jpegs: photo_outputs(svc.model, svc.description, jpegs, svc.layer)[0], key)
 
 def _catalogue_and_photos(index, prepared_dir)->tuple:
     "The listings (the prepared folder's full rows, and those only the index knows) and the photos with their files."
@@ -253,10 +242,9 @@ def _probabilities(svc:Service, text_probs, photo_probs)->np.ndarray:
 def _text_query(svc:Service, text:str)->tuple:
     "(product_id -> text cosine, category probabilities) of a listing text; (None, None) without text or a text model."
     if svc.text_model is None or not text: return None, None
-    e, p = text_query(svc.text_model, text)   # as `embed` and `predict_proba` give them, without their per-call cost
+    e, p = svc.text_model.query(text)   # as `embed` and `predict_proba` give them, without their per-call cost
     if not e.any(): return None, None   # no n-gram the model knows: nothing to compare
-    with svc.lock: cosine = pd.Series(svc.search.embeddings @ e, index=search_ids(svc.search))
-    return cosine, p
+    return text_cosines(svc.search, e), p
 
 def similar_to_photo(svc:Service, # from `load_service`
                      vector:np.ndarray, # the photo's embedding, from `embed_query`
@@ -267,14 +255,15 @@ def similar_to_photo(svc:Service, # from `load_service`
                      min_price:float=None, # lowest price, in pounds
                      max_price:float=None, # highest price, in pounds
                      max_k:int=100, # the largest k allowed
-                     q:str=None # words beside the photo (a title): they join in when the service has a text model
+                     q:str=None, # words beside the photo (a title): they join in when the service has a text model
+                     explain:bool=False # give each result its score broken down by ranking signal (`signals`)
                     )->dict: # category, probabilities and results (best first)
     "The photo's category and the listings (marketplace and added) most like it, by the photo and any words beside it."
     cosine, text_probs = _text_query(svc, listing_text(q, None))
     if cosine is not None: probs = _probabilities(svc, text_probs, np.asarray(probs)[None])
     answer = category_probabilities(probs, svc.description['vocab'])
     if same_category: category = answer['category']
-    filters = dict(k=k, category=category, min_price=min_price, max_price=max_price, max_k=max_k)
+    filters = dict(k=k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain)
     with svc.lock:
         if cosine is None: results = similar_products(svc.index, None, vector[None], **filters)   # a photo alone: as it always ranked
         else: results = similar_listings(svc.index, vector[None], cosine, dict(zip(svc.description['vocab'], probs)), **filters)
@@ -283,11 +272,12 @@ def similar_to_photo(svc:Service, # from `load_service`
 def similar_to_listing(svc:Service, # from `load_service`
                        product_id:str, # a listing of the catalogue
                        k:int=10, # listings to return
-                       max_k:int=100 # the largest k allowed
+                       max_k:int=100, # the largest k allowed
+                       explain:bool=False # give each result its score broken down by ranking signal (`signals`)
                       )->list: # result dicts, best first, without the listing itself
     "The listings most similar to a listing, by its photos and its text (photos only without a text model)."
     with svc.lock:
-        if svc.text_model is None: return similar_to_product(svc.index, None, product_id, k=k, max_k=max_k)
+        if svc.text_model is None: return similar_to_product(svc.index, None, product_id, k=k, max_k=max_k, explain=explain)
         if product_id not in svc.catalogue.index: raise KeyError(f'product {product_id!r} not found')
         row = svc.catalogue.loc[product_id]
         has_photos = bool((svc.index.id_arrays()[1] == product_id).any())
@@ -295,7 +285,7 @@ def similar_to_listing(svc:Service, # from `load_service`
     cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
     if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
     probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
-    with svc.lock: return similar_listings(svc.index, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k)
+    with svc.lock: return similar_listings(svc.index, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k, explain=explain)
 
 def _first_photos(svc:Service)->dict:
     "Each listing's first photo, the one a text result shows (kept until the photos change)."
@@ -309,13 +299,15 @@ def search_listings(svc:Service, # from `load_service`
                     category:str=None, # only listings of this root category
                     min_price:float=None, # lowest price, in pounds
                     max_price:float=None, # highest price, in pounds
-                    max_k:int=100 # the largest k allowed
+                    max_k:int=100, # the largest k allowed
+                    explain:bool=False # give each result its score broken down by ranking signal (`signals`)
                    )->dict: # query (the words searched for) and results (best first)
     "The listings (marketplace and added) that match a text query: keywords and the text model, blended."
     terms = query_terms(q)
     with svc.lock:
-        scores = search_scores(svc.search, q)
-        results = rank_scored(scores, svc.catalogue, k, None, category, min_price, max_price, max_k, image_ids=_first_photos(svc))
+        found = search_candidates(svc.search, q)
+        found.image_ids = _first_photos(svc)
+        results = rank_candidates(found, svc.catalogue, k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain)
     return {'query': ' '.join(terms), 'results': results}
 
 def predict_listing(svc:Service, # from `load_service`

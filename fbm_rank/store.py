@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['FIELD_LIMITS', 'MAX_PRICE', 'STORE_COLUMNS', 'new_listing', 'StoreError', 'open_store', 'transaction',
-           'store_listing', 'remove_listing', 'stored_listings', 'stored_jpeg', 'is_stored', 'count_stored']
+           'store_listing', 'remove_listing', 'stored_listings', 'stored_jpeg', 'is_stored', 'count_stored',
+           'store_setting', 'set_store_setting', 'reembed_photos']
 
 # %% ../nbs/13_store.ipynb #31b53215
 import contextlib, math, re, sqlite3, time, uuid
@@ -156,3 +157,33 @@ def count_stored(conn:sqlite3.Connection # from `open_store`
                 )->int: # added listings
     "How many listings were added."
     return int(conn.execute('SELECT COUNT(*) FROM listings').fetchone()[0])
+
+# %% ../nbs/13_store.ipynb #e4f3b8a1
+def store_setting(conn:sqlite3.Connection, # from `open_store`
+                  key:str # a setting's name, e.g. 'embedding'
+                 )->Optional[str]: # its value; None when never set
+    "A value the store keeps about itself."
+    row = conn.execute('SELECT value FROM settings WHERE key = ?', (key,)).fetchone()
+    return None if row is None else row[0]
+
+def set_store_setting(conn:sqlite3.Connection, # from `open_store`
+                      key:str, # a setting's name
+                      value:str # its new value
+                     ):
+    "Record a value the store keeps about itself."
+    conn.execute('INSERT OR REPLACE INTO settings VALUES (?, ?)', (key, str(value)))
+
+def reembed_photos(conn:sqlite3.Connection, # from `open_store`
+                   embed, # a function: list of JPEGs (bytes) -> their vectors, one row each
+                   key:str, # what computed them, recorded as the setting 'embedding'
+                   batch:int=32 # photos per call of `embed`
+                  )->int: # how many photos were re-embedded
+    "Recompute every stored photo's vector with `embed`, and record `key`, in one transaction."
+    rows = conn.execute('SELECT image_id, jpeg FROM photos').fetchall()
+    with transaction(conn):
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            vectors = embed([j for _, j in chunk])
+            conn.executemany('UPDATE photos SET vector = ? WHERE image_id = ?', [(_vector_blob(v), i) for (i, _), v in zip(chunk, vectors)])
+        set_store_setting(conn, 'embedding', key)
+    return len(rows)
