@@ -11,15 +11,14 @@ from pathlib import Path
 import torch
 
 # %% ../nbs/99_testing.ipynb #08d65b37
-def _demo_text_model(prepared:Path, model_dir:Path):
-    "A small text model of the demo listings in `model_dir/text`, named in model.json as `train` names it."
+def _demo_text_model(prepared:Path, folder:Path)->dict:
+    "A small text model of the demo listings saved into the model folder being written; the `text` entry that names it, as `train` writes it."
     from fbm_rank.text import text_listings, train_text_model, save_text_model
     from fbm_rank.labels import CategoryEncoder
-    from fbm_rank.paths import read_json, write_json
+    from fbm_rank.model_folder import TEXT_FOLDER
     model = train_text_model(text_listings(prepared), CategoryEncoder.load(prepared/'categories.json'), dims=16)
-    save_text_model(model, model_dir/'text')
-    meta = read_json(model_dir/'model.json')
-    write_json({**meta, 'text': {'folder': 'text', 'metrics': {}}}, model_dir/'model.json')
+    save_text_model(model, folder/TEXT_FOLDER)
+    return {'text': {'folder': TEXT_FOLDER, 'metrics': {}}}
 
 def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
                  size:int=64, # side of the model input
@@ -31,18 +30,20 @@ def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
     "Build a small working service (prepared demo data, an ImageNet model with an untrained head, its index) under `dest`."
     from fbm_rank.demo import demo_marketplace
     from fbm_rank.prepare import prepare
-    from fbm_rank.backbones import make_model, save_model, DEFAULT_ARCH
+    from fbm_rank.backbones import make_model, DEFAULT_ARCH
+    from fbm_rank.model_folder import write_model
     from fbm_rank.embed import embed_photos
     from fbm_rank.index import build_index_from
-    from fbm_rank.paths import read_json
+    from fbm_rank.paths import read_json, atomic_dir
     photo_size, dest, arch = photo_size or size, Path(dest), arch or DEFAULT_ARCH
     paths = {k: dest/k for k in ('prepared', 'model', 'index')}
     prepare(demo_marketplace(), paths['prepared'], size=photo_size, show_progress=False, n_workers=1)
     vocab = read_json(paths['prepared']/'categories.json')['vocab']
     torch.manual_seed(seed)
     model = make_model(arch, len(vocab), pretrained=True)
-    save_model(model, paths['model'], dict(arch=arch, vocab=vocab, size=size, training={'photo_size': photo_size}))
-    if text: _demo_text_model(paths['prepared'], paths['model'])
+    with atomic_dir(paths['model']) as folder:   # as `train` writes it: the network and its text model, one unit
+        entries = _demo_text_model(paths['prepared'], folder) if text else {}
+        write_model(model, folder, dict(arch=arch, vocab=vocab, size=size, training={'photo_size': photo_size}, **entries))
     embed_photos(paths['model'], paths['prepared'], dest/'emb', show_progress=False)
     build_index_from(dest/'emb', paths['index'], catalogue=paths['prepared'])
     return paths
