@@ -65,7 +65,6 @@ class ImageIndex:
     faiss_index: faiss.Index # the FAISS index
     ids: pd.DataFrame # image_id, product_id of each indexed photo, in FAISS label order
     meta: dict # kind, params, dim, count, model description, ...
-    catalogue: pd.DataFrame = None # listings indexed by product_id, for result fields (optional)
     _arrays: tuple = field(default=None, repr=False, compare=False)
     def id_arrays(self)->tuple:
         "(image ids, product ids) as numpy arrays in label order, cached until `ids` is replaced."
@@ -260,15 +259,12 @@ def search(index:ImageIndex, # the index
 def save_index(index:ImageIndex, # the index to save
                out_dir # the index folder
               )->Path: # the folder
-    "Write `index` to `out_dir`: index.faiss, ids.csv, listings.parquet (when it has a catalogue), meta.json."
+    "Write `index` to `out_dir`: index.faiss, ids.csv, then meta.json."
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if len(index.ids) != len(index): raise ValueError(f"index holds {len(index)} photos but its id table {len(index.ids)}")
     with atomic_path(out/INDEX_FILES['index']) as tmp: faiss.write_index(index.faiss_index, str(tmp))
     with atomic_path(out/INDEX_FILES['ids']) as tmp: index.ids.to_csv(tmp, index=False)
-    if index.catalogue is not None:
-        with atomic_path(out/INDEX_FILES['catalogue']) as tmp: index.catalogue.reset_index().to_parquet(tmp, index=False)
-    else: (out/INDEX_FILES['catalogue']).unlink(missing_ok=True)
     write_json({**index.meta, 'count': len(index), 'dim': index.dim}, out/INDEX_FILES['meta'])
     return out
 
@@ -285,8 +281,7 @@ def load_index(index_dir # a folder written by `save_index`
         raise ValueError(f"{d}: index.faiss holds {fi.ntotal} photos, ids.csv {len(ids)}, meta.json says {meta.get('count')}; "
                          "the folder is inconsistent (an interrupted write?): rebuild it")
     _apply_search_params(fi, meta['params'])
-    catalogue = d/INDEX_FILES['catalogue']
-    return ImageIndex(fi, ids, meta, catalogue_table(catalogue) if catalogue.exists() else None)
+    return ImageIndex(fi, ids, meta)
 
 # %% ../nbs/11_index.ipynb #cd612908
 CATALOGUE_COLUMNS = ['name', 'price', 'location', 'root_category']
@@ -314,11 +309,10 @@ def catalogue_table(catalogue # listings: a DataFrame, a listings.parquet file o
 def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back to it)
                  vectors:np.ndarray, # the new photos' L2-normalised embeddings
                  ids:pd.DataFrame, # their image_id, product_id
-                 listings:pd.DataFrame=None, # the new listings, added to (or replacing rows of) the catalogue
                  out_dir=None, # save the grown index here (default: the folder it was loaded from, if any)
                  skip_existing:bool=False # skip photos already indexed instead of failing
                 )->ImageIndex: # the grown index (the same object when an ImageIndex was passed)
-    "Add new photos (and listings) to an index without rebuilding it, and save it when given a folder."
+    "Add new photos to an index without rebuilding it, and save it when given a folder."
     if isinstance(index, (str, Path)): out_dir, index = out_dir or index, load_index(index)
     vectors, ids = check_embeddings(vectors, ids, source='new photos')
     if vectors.shape[1] != index.dim: raise ValueError(f"new photos are {vectors.shape[1]}-d; the index holds {index.dim}-d vectors")
@@ -329,10 +323,6 @@ def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back t
     vectors, ids = vectors[~present], ids[~present]
     if len(vectors): _add(index.faiss_index, vectors, range(len(vectors)), first_label=len(index))
     index.ids = pd.concat([index.ids, ids], ignore_index=True)
-    if listings is not None:
-        new = catalogue_table(listings)
-        old = index.catalogue if index.catalogue is not None else new.iloc[:0]
-        index.catalogue = pd.concat([old[~old.index.isin(new.index)], new])
     index.meta = {**index.meta, 'count': len(index), 'added': index.meta.get('added', 0) + len(ids),
                   'skipped_existing': index.meta.get('skipped_existing', 0) + int(present.sum())}
     if out_dir is not None: save_index(index, out_dir)
@@ -359,7 +349,7 @@ def _open_embeddings(emb_dir:Path, block:int=65_536)->tuple:
 
 def build_index_from(emb_dirs, # one embedding folder or several
                      out_dir, # the index folder to write
-                     catalogue=None, # listings (DataFrame, listings.parquet or prepared folder) stored with the index
+                     catalogue=None, # listings (DataFrame, listings.parquet or prepared folder) copied beside the index
                      **kwargs # passed to `build_index` (kind, exact_max, target_recall, ...)
                     )->ImageIndex:
     "Build and save an index over the photos of one or more embedding folders, reading their vectors a piece at a time."
@@ -383,10 +373,13 @@ def build_index_from(emb_dirs, # one embedding folder or several
     opts = dict(kind=None, exact_max=EXACT_MAX, target_recall=0.95, search_param=None, seed=42, show_progress=False) | kwargs
     index = _build(ShardedVectors([v for v, _, _ in parts]), ids[ID_COLUMNS], model=model, **opts)
     index.meta['sources'] = [{'emb': str(d), 'count': len(i)} for d, (_, i, _) in zip(emb_dirs, parts)]
+    listings = Path(out_dir)/INDEX_FILES['catalogue']
     if catalogue is not None:
-        index.catalogue = catalogue_table(catalogue)
+        table = catalogue_table(catalogue)
         products = index.ids.product_id.drop_duplicates()
-        index.meta['catalogue'] = {'listings': len(index.catalogue),
-                                   'products_without_listing': int((~products.isin(index.catalogue.index)).sum())}
+        index.meta['catalogue'] = {'listings': len(table), 'products_without_listing': int((~products.isin(table.index)).sum())}
+        listings.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(listings) as tmp: table.reset_index().to_parquet(tmp, index=False)
+    else: listings.unlink(missing_ok=True)   # not the listings of another build
     save_index(index, out_dir)
     return index

@@ -31,11 +31,10 @@ def id_set(x # None, one id, or an iterable of ids
     if isinstance(x, (str, bytes)) or not hasattr(x, '__iter__'): return {str(x)}
     return {str(o) for o in x}
 
-def _catalogue(index, catalogue):
-    "The catalogue to decorate results with: the one given, else the one the index carries."
-    if catalogue is not None: return catalogue_table(catalogue)
-    if index.catalogue is not None: return index.catalogue
-    raise ValueError('no catalogue: pass the listings, or build the index with a catalogue')
+def _catalogue(catalogue):
+    "The listings results are made of, indexed by product_id (an index holds photos, not listings)."
+    if catalogue is None: raise ValueError('no catalogue: pass the listings (a table, a prepared folder or an index folder built with them)')
+    return catalogue_table(catalogue)
 
 def _check_k(k, max_k):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= max_k:
@@ -239,14 +238,14 @@ def _photo_candidates(index:ImageIndex, queries:np.ndarray, fetch:int)->tuple:
     return candidates, -np.inf if exhausted else photos.attrs['cutoff']
 
 def similar_products(index:ImageIndex, # the photo index
-                     catalogue, # listings by product_id (DataFrame or path); None: the index's own catalogue
+                     catalogue, # listings by product_id (DataFrame, prepared folder or index folder built with a catalogue)
                      query_vectors:np.ndarray, # the query's photo embeddings: one vector, or one per row
                      k:int=10, # products to return
                      fetch_ratio:int=4, # photos fetched per wanted product in the first search
                      **kwargs # filters and settings of `rank_candidates`: exclude_product, category, min_price, max_price, max_k, dedup_threshold, explain
                     )->list: # up to k result dicts, best first
     "The `k` products whose photos are most similar to the query photos, best first."
-    table = _catalogue(index, catalogue)
+    table = _catalogue(catalogue)
     _check_request(table, k, kwargs.get('max_k', 100), kwargs.get('category'), kwargs.get('min_price'), kwargs.get('max_price'))
     queries = unit_queries(query_vectors, index.dim)
     fetch = min(len(index), fetch_ratio*k + 8)
@@ -320,13 +319,14 @@ def _sub_paths(table:pd.DataFrame)->np.ndarray:
     sub = table.sub_category.where(table.sub_category.notna() & (table.sub_category.astype(str) != ''))
     return (table.root_category.astype(str) + ' / ' + sub).fillna(table.root_category.astype(str)).to_numpy(dtype=object)
 
-def listing_candidates(index:ImageIndex, # the photo index (its catalogue: the listings ranked)
+def listing_candidates(index:ImageIndex, # the photo index
+                       catalogue:pd.DataFrame, # the listings ranked, by product_id (`index.catalogue_table`)
                        query_vectors:np.ndarray=None, # the query's photo embeddings (None or no rows: no photo)
                        text:pd.Series=None, # product_id -> text cosine with the query (None: no text)
                        category_probs:dict=None # root category -> the query's probability (None: no category signal)
                       )->Candidates: # every listing of the catalogue, with its photo, text, category and vote signals
-    "Every listing of the index's catalogue as a candidate for a query of photos and/or text."
-    table = _catalogue(index, None)
+    "Every listing of the catalogue as a candidate for a query of photos and/or text."
+    table = catalogue
     pids = table.index
     photos = None if query_vectors is None or not len(np.atleast_2d(query_vectors)) else product_photo_scores(index, query_vectors)
     raw = {'photo': None if photos is None else photos.score.reindex(pids).fillna(0).to_numpy(dtype=float)[None],   # no photo: 0
@@ -338,7 +338,8 @@ def listing_candidates(index:ImageIndex, # the photo index (its catalogue: the l
     vector_of = None if photos is None else (lambda p: index.faiss_index.reconstruct(int(photos.row[p])) if p in photos.index else None)
     return Candidates(pids, {n: v for n, v in raw.items() if v is not None}, image_ids, vector_of)
 
-def similar_listings(index:ImageIndex, # the photo index (its catalogue: the listings ranked)
+def similar_listings(index:ImageIndex, # the photo index
+                     catalogue, # the listings ranked, by product_id (DataFrame, prepared folder or index folder built with a catalogue)
                      query_vectors:np.ndarray=None, # the query's photo embeddings (None or no rows: no photo)
                      text:pd.Series=None, # product_id -> text cosine with the query (None: no text)
                      category_probs:dict=None, # root category -> the query's probability (None: no category term)
@@ -346,7 +347,8 @@ def similar_listings(index:ImageIndex, # the photo index (its catalogue: the lis
                      **kwargs # weights, explain, exclude_product, category, min_price, max_price, max_k, dedup_threshold, as `rank_candidates` takes them
                     )->list: # up to k result dicts, best first
     "The `k` listings most similar to a query of photos and/or text, by the ranking signals."
-    return rank_candidates(listing_candidates(index, query_vectors, text, category_probs), _catalogue(index, None), k, **kwargs)
+    table = _catalogue(catalogue)
+    return rank_candidates(listing_candidates(index, table, query_vectors, text, category_probs), table, k, **kwargs)
 
 # %% ../nbs/12_rank.ipynb #7bb451de
 def _training_table(training):

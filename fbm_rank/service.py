@@ -20,7 +20,7 @@ from .photos import PhotoError, cleaned_jpeg
 from .backbones import load_model, model_fingerprint, photo_size
 from .predict import category_probabilities
 from .embed import photo_outputs, use_runtime, model_runtime
-from .index import load_index, add_to_index, catalogue_table
+from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
 from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
@@ -128,6 +128,7 @@ class Service:
     photos: pd.DataFrame # image_id -> product_id, path (None for stored photos), indexed by image_id
     prepared: Path # the prepared folder the photo files are relative to (None: no photo files)
     store: object # the `sqlite3.Connection` of added listings
+    catalogue: pd.DataFrame = None # the listings (the prepared folder's or the index folder's, and the added ones), by product_id
     max_pixels: int = SERVICE_MAX_PIXELS # most pixels one upload may cost to decode
     gate: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(MAX_DECODES)) # bounds decodes at once
     started: float = field(default_factory=time.time)
@@ -136,8 +137,6 @@ class Service:
     text_model: object = None # the `text.TextModel` of the model folder; None: photos only
     search: object = None # the `search.ListingSearch` of the catalogue and the added listings
     first_photos: tuple = None # (the photos table, product_id -> its first image_id), rebuilt when the table changes
-    @property
-    def catalogue(self): return self.index.catalogue
     @property
     def photo_size(self): return photo_size(self.description)
     @property
@@ -154,21 +153,24 @@ def _sync_embeddings(svc:Service, key:str):
     if stored is None: set_store_setting(svc.store, 'embedding', key)
     elif stored != key: reembed_photos(svc.store, lambda jpegs: photo_outputs(svc.model, svc.description, jpegs, svc.layer)[0], key)
 
-def _catalogue_and_photos(index, prepared_dir)->tuple:
-    "The listings (the prepared folder's full rows, and those only the index knows) and the photos with their files."
+def _catalogue_and_photos(index, index_dir:Path, prepared_dir)->tuple:
+    "The listings (the prepared folder's full rows, and those only the index folder's copy knows) and the photos with their files."
+    beside = catalogue_table(index_dir) if (index_dir/INDEX_FILES['catalogue']).is_file() else None   # the listings the index was built with
     if prepared_dir is None:
-        if index.catalogue is None: raise ValueError('the index has no catalogue: give the prepared folder')
-        return index.catalogue, index.ids[['image_id', 'product_id']].assign(path=None).set_index('image_id')
+        if beside is None: raise ValueError(f'{index_dir} has no listings beside the index: give the prepared folder')
+        return beside, index.ids[['image_id', 'product_id']].assign(path=None).set_index('image_id')
     listings = catalogue_table(prepared_dir)
-    if index.catalogue is not None: listings = pd.concat([index.catalogue[~index.catalogue.index.isin(listings.index)], listings])
+    if beside is not None: listings = pd.concat([beside[~beside.index.isin(listings.index)], listings])
     photos = pd.read_parquet(Path(prepared_dir)/'photos.parquet', columns=['image_id', 'product_id', 'path'])
     return listings, photos.astype({'image_id': str, 'product_id': str}).drop_duplicates('image_id').set_index('image_id')
 
 def _add_stored(svc:Service):
-    "Add the store's listings and photos to the index and the photo table."
+    "Add the store's listings to the catalogue, and their photos to the index and the photo table."
     added, added_photos, vectors = stored_listings(svc.store)
     if not len(added_photos): return
-    add_to_index(svc.index, vectors, added_photos, listings=added, skip_existing=True)
+    add_to_index(svc.index, vectors, added_photos, skip_existing=True)
+    new = catalogue_table(added)
+    svc.catalogue = pd.concat([svc.catalogue[~svc.catalogue.index.isin(new.index)], new])
     svc.photos = pd.concat([svc.photos, added_photos.assign(path=None).set_index('image_id')])
 
 # %% ../nbs/14_service.ipynb #ad3e6795
@@ -201,9 +203,9 @@ def load_service(model_dir, # a model folder (`train`)
     use_runtime(model, description, runtime)
     index = load_index(index_dir)
     layer = index_layer(index, index_dir)
-    index.catalogue, photos = _catalogue_and_photos(index, prepared_dir)
+    catalogue, photos = _catalogue_and_photos(index, index_dir, prepared_dir)
     store = open_store(db_path or index_dir/'catalogue.sqlite', create=create_store)
-    svc = Service(model, description, index, layer, photos, prepared_dir and Path(prepared_dir), store, max_pixels,
+    svc = Service(model, description, index, layer, photos, prepared_dir and Path(prepared_dir), store, catalogue, max_pixels,
                   threading.Semaphore(max_decodes))
     _sync_embeddings(svc, _embedding_key(model_dir, layer))
     _add_stored(svc)
@@ -265,8 +267,8 @@ def similar_to_photo(svc:Service, # from `load_service`
     if same_category: category = answer['category']
     filters = dict(k=k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain)
     with svc.lock:
-        if cosine is None: results = similar_products(svc.index, None, vector[None], **filters)   # a photo alone: as it always ranked
-        else: results = similar_listings(svc.index, vector[None], cosine, dict(zip(svc.description['vocab'], probs)), **filters)
+        if cosine is None: results = similar_products(svc.index, svc.catalogue, vector[None], **filters)   # a photo alone: as it always ranked
+        else: results = similar_listings(svc.index, svc.catalogue, vector[None], cosine, dict(zip(svc.description['vocab'], probs)), **filters)
     return {**answer, 'results': results}
 
 def similar_to_listing(svc:Service, # from `load_service`
@@ -277,7 +279,7 @@ def similar_to_listing(svc:Service, # from `load_service`
                       )->list: # result dicts, best first, without the listing itself
     "The listings most similar to a listing, by its photos and its text (photos only without a text model)."
     with svc.lock:
-        if svc.text_model is None: return similar_to_product(svc.index, None, product_id, k=k, max_k=max_k, explain=explain)
+        if svc.text_model is None: return similar_to_product(svc.index, svc.catalogue, product_id, k=k, max_k=max_k, explain=explain)
         if product_id not in svc.catalogue.index: raise KeyError(f'product {product_id!r} not found')
         row = svc.catalogue.loc[product_id]
         has_photos = bool((svc.index.id_arrays()[1] == product_id).any())
@@ -285,7 +287,7 @@ def similar_to_listing(svc:Service, # from `load_service`
     cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
     if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
     probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
-    with svc.lock: return similar_listings(svc.index, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k, explain=explain)
+    with svc.lock: return similar_listings(svc.index, svc.catalogue, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k, explain=explain)
 
 def _first_photos(svc:Service)->dict:
     "Each listing's first photo, the one a text result shows (kept until the photos change)."
@@ -364,7 +366,9 @@ def add_listing(svc:Service, # from `load_service`
         try:
             if svc.search is not None: add_to_search(svc.search, [listing['product_id']], [listing['name']], [listing.get('description')],
                                                   categories=[listing.get('root_category')], sub_categories=[listing.get('sub_category')])
-            add_to_index(svc.index, vectors, ids, listings=pd.DataFrame([{**listing, 'n_photos': len(jpegs)}]))
+            row = catalogue_table(pd.DataFrame([{**listing, 'n_photos': len(jpegs)}]))
+            add_to_index(svc.index, vectors, ids)
+            svc.catalogue = pd.concat([svc.catalogue, row])
         except BaseException:
             remove_listing(svc.store, listing['product_id']); raise
         svc.photos = pd.concat([svc.photos, ids.assign(path=None).set_index('image_id')])
