@@ -17,7 +17,8 @@ from torch import nn
 from PIL import Image
 from .paths import fingerprint
 from .photos import PhotoError, cleaned_jpeg
-from .backbones import load_model, model_fingerprint, photo_size
+from .backbones import photo_size
+from .model_folder import load_model, model_fingerprint
 from .predict import category_probabilities
 from .embed import photo_outputs, use_runtime, model_runtime
 from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
@@ -144,7 +145,7 @@ class Service:
 
 # %% ../nbs/14_service.ipynb #4e8ce3f2
 def _embedding_key(model_dir:Path, layer:str)->str:
-    "What the stored vectors depend on: the model (`backbones.model_fingerprint`) and the layer."
+    "What the stored vectors depend on: the model (`model_folder.model_fingerprint`) and the layer."
     return fingerprint(model_fingerprint(model_dir), layer)
 
 def _sync_embeddings(svc:Service, key:str):
@@ -182,8 +183,7 @@ def _load_search(svc:Service, model_dir:Path, cache_dir:Path):
     "The search table of the catalogue (and added listings), its text embeddings cached by model and texts."
     table, embeddings = svc.catalogue, None
     if svc.text_model is not None:
-        files = sorted(p for p in (Path(model_dir)/'text').glob('*') if p.is_file())
-        embeddings = cached_embeddings(svc.text_model, _texts(table), cache_dir, fingerprint('text', *files))
+        embeddings = cached_embeddings(svc.text_model, _texts(table), cache_dir, model_fingerprint(model_dir, 'text'))
     svc.search = build_search(table, svc.text_model, embeddings)
 
 # %% ../nbs/14_service.ipynb #6d810718
