@@ -13,7 +13,8 @@ import numpy as np, pandas as pd, torch
 import ray, ray.data
 from .paths import fingerprint, read_json, resumable_chunks, clear_chunks
 from .photos import PHOTOS_RECORD, PhotoError, clean_photo, cleaning_plan
-from .backbones import load_model, model_fingerprint, photo_transform
+from .backbones import photo_transform
+from .model_folder import load_model, read_description
 from .embed import (EMB_FILES, ID_COLUMNS, default_layer, embedding_dim, embedding_plan, embed_batch, torch_device,
                             use_runtime, write_embeddings, _photo_batch)
 
@@ -103,7 +104,7 @@ def clean_photos_ray(src_dir, # folder of uploads, `<image id>.<any extension>` 
                      dest_dir, # folder for the cleaned `<image id>.jpg` (at this path on every machine)
                      size:int=256, # side of the squares, in pixels
                      ids=None, # image ids (file stems) to clean; all files in `src_dir` when None
-                     workers:int=None, # parallel cleaning tasks; the cluster's CPUs when None
+                     n_workers:int=None, # parallel cleaning tasks (as `photos.clean_photos` names them); the cluster's CPUs when None or 0
                      address:str=None, # the cluster (see `ray_session`); None: the one connected, else a local one
                      show_progress:bool=True, # show progress
                      background:tuple=(0,0,0), # RGB colour of the letterbox and of transparent parts
@@ -120,8 +121,8 @@ def clean_photos_ray(src_dir, # folder of uploads, `<image id>.<any extension>` 
     tasks = pd.DataFrame({'row': np.arange(len(usable)), 'image_id': usable, 'src': [str(sources[i]) for i in usable],
                           'dest': [str(dest_dir/f'{i}.jpg') for i in usable]})
     cleaned = 0
-    with ray_session(address, workers):
-        n_workers = _cluster_workers(workers)
+    with ray_session(address, n_workers or None):
+        n_workers = _cluster_workers(n_workers)
         def dataset(start):
             rest = tasks[start:]
             per = math.ceil(len(rest)/_blocks(len(rest), chunk, n_workers))
@@ -189,7 +190,7 @@ def embed_photos_ray(model_dir, # a model folder written by `train` (at this pat
                     )->dict: # the export's `meta.json`
     "Embed every usable photo of `prepared` on a Ray cluster, as `embed.embed_photos` does on one machine."
     model_dir, prepared, out = Path(model_dir).resolve(), Path(prepared).resolve(), Path(out)
-    description = read_json(model_dir/'model.json')
+    description = read_description(model_dir)
     layer = layer or default_layer(description)
     dim = embedding_dim(description, layer)
     ids, paths, model_key, key, done = embedding_plan(model_dir, prepared, out, layer, tta)
