@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 from fastcore.meta import delegates
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
@@ -32,7 +31,7 @@ from .photos import PhotoError
 from .tables import ROOT_CATEGORIES
 from .store import new_listing, count_stored, FIELD_LIMITS
 from .predict import category_probabilities
-from .service import (Service, ServiceBusy, SERVICE_MAX_PIXELS, MAX_DECODES, load_service, start_batcher, query_jpeg, embed_query,
+from .service import (Service, ServiceBusy, load_service, start_batcher, query_jpeg, embed_query,
                               similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing,
                               search_listings, predict_listing)
 from .search import MAX_QUERY_CHARS
