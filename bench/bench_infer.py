@@ -73,22 +73,20 @@ def main():
         engines = {'eager': (numpy_outputs(eager), 'torch eager, channels_last, inference_mode')}
         if 'compile' in a.engines: engines['compile'] = (numpy_outputs(torch.compile(eager.run)), 'torch.compile (inductor, default mode)')
         if 'onnx' in a.engines:   # ONNX Runtime as the pipeline uses it: `embed.use_runtime`, its export cached by the model's weights
-            t = time.perf_counter()
             try:
-                onnx = use_runtime(model, desc, 'onnx', 'cpu')
-                engines['onnx'] = numpy_outputs(onnx), onnx.provider; print(f'onnx: runner ready in {time.perf_counter() - t:.1f} s')
+                with Timer() as ready: onnx = use_runtime(model, desc, 'onnx', 'cpu')
+                engines['onnx'] = numpy_outputs(onnx), onnx.provider; print(f'onnx: runner ready in {ready.seconds:.1f} s ({ready.loads()})')
             except RuntimeError as e: print(f'onnx: skipped ({e})')
         ref = None
         for name, (run, what) in engines.items():
             if name not in a.engines: continue
-            t = time.perf_counter()
-            for i in range(0, len(x), a.bs): run(x[i:i+a.bs])   # warm-up (compilation), every batch shape once
-            warm = time.perf_counter() - t
+            with Timer() as warm:   # warm-up (compilation), every batch shape once
+                for i in range(0, len(x), a.bs): run(x[i:i+a.bs])
             with Timer() as timing: secs, outs = timed(run, x, a.bs, a.repeats)
             if ref is None: ref = outs
             diff = max(float(np.abs(o - r).max()) for o, r in zip(outs, ref))
             rate_ = len(x)/secs
             print(f'{name:8} {rate_:7.1f} photos/s  {rate_/ceiling:6.1%} of the ceiling  max diff to eager {diff:.1e}  '
-                  f'warm-up {warm:5.1f} s  ({timing.loads()})  {what}')
+                  f'warm-up {warm.seconds:5.1f} s  ({timing.loads()})  {what}')
 
 if __name__ == '__main__': main()

@@ -22,7 +22,7 @@ import numpy as np, faiss
 from fbm_rank.demo import synthetic_embeddings
 from fbm_rank.evaluate import exact_search, neighbour_recall
 from fbm_rank.index import build_index, search, search_rows, index_params
-from common import load, load1, proc_status
+from common import Timer, load, load1, proc_status
 
 def timed(fn, budget, max_n, min_n=1):
     "Run `fn` until `budget` seconds are spent (at least `min_n`, at most `max_n` times); the durations in ms."
@@ -44,9 +44,8 @@ def held_out(n, n_queries, dim, seed):
 
 def bench_size(n, args):
     print(f"\n== {n:,} photos, D={args.dim} ==", flush=True)
-    t = time.perf_counter()
-    vectors, photos, queries = held_out(n, args.queries, args.dim, args.seed)
-    print(f"synthetic data: {time.perf_counter() - t:.1f} s, {vectors.nbytes/1e9:.2f} GB of vectors; load {load()}", flush=True)
+    with Timer() as made: vectors, photos, queries = held_out(n, args.queries, args.dim, args.seed)
+    print(f"synthetic data: {made.seconds:.1f} s, {vectors.nbytes/1e9:.2f} GB of vectors; load {load()}", flush=True)
     exact, rows = exact_search(queries, vectors, 10)[1], []
     for kind in args.kinds:
         index = build_index(vectors, photos, kind=kind, show_progress=False, seed=args.seed)
