@@ -33,7 +33,7 @@ from .store import new_listing, count_stored, FIELD_LIMITS
 from .predict import category_probabilities
 from .service import (Service, ServiceBusy, load_service, start_batcher, query_jpeg, embed_query,
                               similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing,
-                              search_listings, predict_listing)
+                              search_listings, categorise_listing)
 from .search import MAX_QUERY_CHARS
 
 # %% ../nbs/15_api.ipynb #cda221c8
@@ -355,7 +355,7 @@ def predict_listing_category(title:Optional[str]=Form(None, description="the lis
                              photos:list[UploadFile]=_photos([], f'0 to {MAX_PHOTOS} photos', maxItems=MAX_PHOTOS),
                              svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     jpegs = upload_photos(svc, limits, photos)
-    with client_errors(): return predict_listing(svc, _cut(title, FIELD_LIMITS['name']), _cut(description, FIELD_LIMITS['description']), jpegs)
+    with client_errors(): return categorise_listing(svc, _cut(title, FIELD_LIMITS['name']), _cut(description, FIELD_LIMITS['description']), jpegs)
 
 @router.get('/search', response_model=SearchResults, summary='The listings that match words (keywords and the text model)')
 def search(q:str=Query('', description=f'the words to search for; cut to {MAX_QUERY_CHARS} characters'),
@@ -425,7 +425,7 @@ def add_product(name:str=_text_form('name', "the listing's title", ...),
     with client_errors(): new_listing(name, 'Other Goods' if predicted else category, price, location, description)   # the fields, before the photos
     jpegs = upload_photos(svc, limits, photos)
     with client_errors():
-        if predicted: category = predict_listing(svc, name, description, jpegs)['category']
+        if predicted: category = categorise_listing(svc, name, description, jpegs)['category']
         added = add_listing(svc, new_listing(name, category, price, location, description), jpegs)
     return {**product(added['product_id'], svc), 'category_predicted': predicted}
 

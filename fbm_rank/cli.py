@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['USER_ERRORS', 'positive_int', 'count', 'port', 'amount', 'FOLDER_HELP', 'ENGINE_NAMES', 'RUNTIMES', 'SUBCOMMANDS',
            'INTERRUPTED', 'UsageError', 'Parser', 'error_line', 'checked', 'folder_kinds', 'output_dir', 'cmd_prepare',
-           'training_bars', 'listing_summary', 'cmd_train', 'read_photo', 'cmd_predict', 'cmd_embed', 'cmd_index',
+           'training_progress', 'listing_summary', 'cmd_train', 'read_photo', 'cmd_predict', 'cmd_embed', 'cmd_index',
            'rank_photo', 'cmd_similar', 'cmd_search', 'cmd_serve', 'cmd_demo', 'parser', 'main']
 
 # %% ../nbs/16_cli.ipynb #3b4da024
-import argparse, json, math, re, sqlite3, sys, time, warnings
+import argparse, json, math, sqlite3, sys, time, warnings
 from pathlib import Path
 
 # %% ../nbs/16_cli.ipynb #515a7b2a
@@ -25,21 +25,12 @@ class Parser(argparse.ArgumentParser):
 def _store_file(args)->str: # the store a command reads: --db, else INDEX/catalogue.sqlite
     return str(getattr(args, 'db', None) or Path(getattr(args, 'index', '') or '.')/'catalogue.sqlite')
 
-def _faiss_line(e:RuntimeError, args)->str|None:
-    "FAISS's complaint about an index file it cannot read, as one line naming it; None for any other `RuntimeError`."
-    text = str(e)
-    if 'faiss::' not in text or not re.search(r'index_read|read_index', text): return None
-    from fbm_rank.index import INDEX_FILES
-    reason = 'truncated' if 'read error' in text else re.sub(r'(?s).*\.cpp:\d+: ', '', text).strip()
-    return f"{Path(getattr(args, 'index', '') or '.')/INDEX_FILES['index']}: cannot be read as a FAISS index ({reason})"
-
 def error_line(e:Exception, # what a sub-command raised
                args # its parsed arguments (which files it reads)
               )->str|None: # the line to print after `fbm_rank: error: `, or None for a bug (shown with its traceback)
     "The one line that tells the user what to fix."
     cause = e.__cause__ if type(e).__name__ == 'DatabaseError' and isinstance(e.__cause__, sqlite3.Error) else e   # pandas' SQL reader
     if isinstance(cause, sqlite3.Error): return f'{_store_file(args)}: cannot be used as the store of added listings ({cause})'
-    if isinstance(e, RuntimeError): return _faiss_line(e, args)
     if isinstance(e, KeyError) and e.args: return str(e.args[0])
     return str(e) if isinstance(e, USER_ERRORS + (UsageError,)) else None
 
@@ -139,9 +130,9 @@ def _add_prepare(sub):
     p.set_defaults(func=cmd_prepare)
 
 # %% ../nbs/16_cli.ipynb #38a2a73d
-def training_bars(args)->bool: # whether training shows its progress bars
-    "Training's (fastai's) progress bars: unless `--quiet`, and only on a terminal."
-    return not args.quiet and sys.stderr.isatty()
+def training_progress(args)->bool: # whether training reports its progress
+    "Training's progress, unless `--quiet`: bars on a terminal, a plain line per step in a log (`photo_model.Steps` decides)."
+    return not args.quiet
 
 def listing_summary(metrics:dict # from `train.train`
                    )->str: # one line, or '' for a photo-only model
@@ -160,7 +151,7 @@ def cmd_train(args):
     out = output_dir(args.out, 'model', reads={'prepared': data}, whole=True)   # train replaces the folder as a whole
     metrics = train(data, out, mode=args.mode,
                     epochs=args.epochs, size=args.size, bs=args.bs, seed=args.seed,
-                    show_progress=training_bars(args), text=not args.no_text, device=args.device, **extra)
+                    show_progress=training_progress(args), text=not args.no_text, device=args.device, **extra)
     print(format_metrics(metrics))
     if listing_summary(metrics): print(listing_summary(metrics))
     print(f'model saved to {args.out}')
@@ -203,7 +194,7 @@ def _predict_photos(args)->int:
     return 0 if all('error' not in r for r in results) else 1
 
 def _predict_listings(args)->int:
-    from fbm_rank.fusion import predict_listings
+    from fbm_rank.predict import predict_listings
     report, failed = {}, 0
     for r in predict_listings(_existing_dir(args.model, 'model'), _existing_dir(args.listings, 'data'), show_progress=not args.quiet, report=report):
         failed += 'error' in r
@@ -235,13 +226,14 @@ def _embed(args, model, data, out):
 
 def cmd_embed(args):
     "Embed every photo of a prepared folder with a trained model, and every listing's text when the model has a text model."
-    from fbm_rank.fusion import load_text, embed_listings
+    from fbm_rank.fusion import load_text
+    from fbm_rank.embed import embed_listings
     model, data = _existing_dir(args.model, 'model'), _existing_dir(args.data, 'prepared')
     out = output_dir(args.out, 'embedding', reads={'model': model, 'prepared': data})
     meta = _embed(args, model, data, out)
     print(f"embedded {meta['count']:,} photos into {args.out}: {meta['dim']}-d, layer {meta['layer']}")
     if load_text(model) is not None:
-        listings = embed_listings(model, data, out/'listings')
+        listings = embed_listings(model, data, out/'listings')[2]
         print(f"embedded {listings['count']:,} listings into {out/'listings'}: {listings['dim']}-d, from their text")
     return 0
 
@@ -395,14 +387,13 @@ def _demo_pipeline(out:Path, args)->tuple:
     from fbm_rank.train import train
     from fbm_rank.backbones import DEFAULT_ARCH
     from fbm_rank.evaluate import format_metrics
-    from fbm_rank.embed import embed_photos
-    from fbm_rank.fusion import embed_listings
+    from fbm_rank.embed import embed_photos, embed_listings
     from fbm_rank.index import build_index_from
     data, show = demo_marketplace(), not args.quiet
     print(f'demo marketplace: {data}')
     print(format_report(prepare(data, out/'prepared', size=args.size, show_progress=show)))
     metrics = train(out/'prepared', out/'model', arch=DEFAULT_ARCH, mode='cached', epochs=args.epochs,
-                    size=args.size, bs=32, show_progress=training_bars(args))
+                    size=args.size, bs=32, show_progress=training_progress(args))
     print(format_metrics(metrics)); print(listing_summary(metrics))
     meta = embed_photos(out/'model', out/'prepared', out/'emb', bs=32, show_progress=show)
     embed_listings(out/'model', out/'prepared', out/'emb'/'listings')

@@ -4,10 +4,9 @@
 
 # %% auto #0
 __all__ = ['CATEGORY_WEIGHT', 'EMBEDDING_LAYERS', 'DEFAULT_LAYER', 'OUTPUTS', 'EMB_FILES', 'ID_COLUMNS', 'EMB_KINDS',
-           'LISTING_CATEGORY_WEIGHT', 'default_layer', 'embedding_dim', 'layer_vectors', 'batch_outputs', 'embed_batch',
-           'use_runtime', 'model_runtime', 'clean_image', 'photo_outputs', 'embed_images', 'check_embeddings',
-           'write_embeddings', 'read_embeddings', 'embedding_plan', 'embed_photos', 'listing_vectors',
-           'listing_model_fingerprint', 'embed_listings']
+           'default_layer', 'embedding_dim', 'layer_vectors', 'batch_outputs', 'embed_batch', 'use_runtime',
+           'model_runtime', 'clean_image', 'photo_outputs', 'embed_images', 'check_embeddings', 'write_embeddings',
+           'read_embeddings', 'embedding_plan', 'embed_photos', 'listing_vectors', 'embed_listings']
 
 # %% ../nbs/10b_embed.ipynb #68af323f
 import io
@@ -19,12 +18,13 @@ from torch import nn
 from PIL import Image
 from .paths import atomic_path, write_json, read_json, fingerprint, resumable_chunks, clear_chunks
 from .photos import clean_upload
-from .backbones import (torch_device, HEAD_FEATURES, backbone, load_model, read_description, model_fingerprint, photo_size,
-                                photo_transform)
+from .backbones import torch_device, HEAD_FEATURES, backbone, photo_size, photo_transform
+from .model_folder import load_model, read_description, model_fingerprint
 from .whitening import whitened_vectors
-from .text import TextModel, TEXT_FILES, text_listings
+from .text import TextModel, listing_text, text_listings
 from .fusion import load_text
 from .runtime import Runner, outputs_runner, torch_runner, module_key
+from .prepare import read_training
 
 # %% ../nbs/10b_embed.ipynb #74e39747
 CATEGORY_WEIGHT = 0.15   # weight of the category posterior in `pooled_category`
@@ -203,8 +203,8 @@ def embed_images(model, # a model in vision_learner layout, e.g. from `backbones
 # %% ../nbs/10b_embed.ipynb #b7b11156
 EMB_FILES = {'vectors': 'embeddings.npy', 'ids': 'ids.csv', 'meta': 'meta.json'}
 ID_COLUMNS = ['image_id', 'product_id']
-EMB_KINDS = {'photo': dict(ids=ID_COLUMNS, rows='photos', item='image'),   # what a folder's rows are (`meta.json`'s `kind`)
-             'listing': dict(ids=['product_id'], rows='listings', item='listing')}
+EMB_KINDS = {'photo': dict(ids=ID_COLUMNS, rows='photos', item='image', zero_rows=False),   # what a folder's rows are (`meta.json`'s `kind`)
+             'listing': dict(ids=['product_id'], rows='listings', item='listing', zero_rows=True)}   # a text with no known n-gram: no direction
 
 def check_embeddings(vectors:np.ndarray, # one float32 row per photo
                      ids:pd.DataFrame, # `image_id`, `product_id` of each row, in the same order
@@ -212,7 +212,7 @@ def check_embeddings(vectors:np.ndarray, # one float32 row per photo
                      norm_tol:float=1e-3, # how far a row's length may be from 1
                      kind:str='photo' # a key of `EMB_KINDS`: a row per photo, or per listing
                     )->tuple: # (vectors as a C-contiguous float32 array, ids as a fresh two-column table)
-    "Check that `vectors` and `ids` describe the same photos (or listings) and that every vector is finite and unit-length."
+    "Check that `vectors` and `ids` describe the same photos (or listings) and that every vector is finite and unit-length (or, for a listing, zero)."
     k = EMB_KINDS[kind]; cols, key = k['ids'], k['ids'][0]
     if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
         raise ValueError(f"{source}: embeddings must be a 2-d array ({k['rows']} x dimensions), got shape {np.shape(vectors)}")
@@ -235,6 +235,7 @@ def check_embeddings(vectors:np.ndarray, # one float32 row per photo
     if bad.any(): raise ValueError(f"{source}: {int(bad.sum())} embedding(s) hold NaN or infinity, e.g. {k['item']} {ids[key][np.flatnonzero(bad)[0]]}")
     norms = np.linalg.norm(vectors, axis=1)
     off = np.abs(norms - 1) > norm_tol
+    if k['zero_rows']: off &= norms > norm_tol
     if off.any():
         i = np.flatnonzero(off)[0]
         raise ValueError(f"{source}: {int(off.sum())} embedding(s) are not L2-normalised, e.g. {k['item']} {ids[key][i]} has length {norms[i]:.4f}")
@@ -283,7 +284,7 @@ def embedding_plan(model_dir:Path, # a model folder written by `train`
                   )->tuple: # (ids, photo paths, model fingerprint, cache key, the finished export's meta or {})
     "What an embedding run of `prepared` does and its cache key: shared by `embed_photos` and the Ray engine (`scale`)."
     layer = layer or default_layer(read_description(model_dir)); _check_layer(layer)
-    training = pd.read_parquet(prepared/'training.parquet')
+    training = read_training(prepared)
     ids = training[ID_COLUMNS].astype(str).reset_index(drop=True)
     paths = [prepared/p for p in training.path]
     model_key = model_fingerprint(model_dir)   # weights, description and whitening file
@@ -323,41 +324,37 @@ def embed_photos(model_dir, # a model folder written by `train`
     return read_json(out/EMB_FILES['meta'])
 
 # %% ../nbs/10b_embed.ipynb #dc7e2737
-LISTING_CATEGORY_WEIGHT = CATEGORY_WEIGHT   # weight of the text's category probabilities in a listing's vector, as in a photo's
-
-def _unit(x:np.ndarray)->np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
 def listing_vectors(text:TextModel, # a text model
                     texts # listing texts (`text.listing_text`)
-                   )->np.ndarray: # len(texts) x (dims + C) float32, unit rows
-    "Each listing's vector: its text embedding beside its category probabilities, weighted, as one unit row."
-    e, p = text.embed(texts), text.predict_proba(texts)
-    v = np.hstack([e, LISTING_CATEGORY_WEIGHT ** 0.5 * _unit(p)]).astype(np.float32)
-    return _unit(v)
+                   )->np.ndarray: # len(texts) x dims float32: unit rows, zero for a text with no known n-gram
+    "Each listing's vector: its text model embedding, the vector similar listings and search compare."
+    return np.asarray(text.embed(list(texts)), dtype=np.float32)
 
-def listing_model_fingerprint(model_dir # a model folder with a text model
-                             )->str: # a 40-digit hex key
-    "What a listing's vector depends on: the photo model's fingerprint and the text model's files (by content)."
-    model_dir = Path(model_dir)
-    entry = read_description(model_dir).get('text')
-    if not entry: raise ValueError(f'{model_dir}: no text model (train it with text=True) to embed listings with')
-    return fingerprint('listing model', model_fingerprint(model_dir), *[model_dir/entry['folder']/f for f in TEXT_FILES])
+def _listing_texts(listings)->tuple:
+    "(product ids, texts) of a prepared folder's listings or of a table with product_id (column or index), name and description."
+    if isinstance(listings, (str, Path)):
+        found = text_listings(listings)
+        return found.product_id.astype(str).tolist(), found.text.tolist()
+    df = listings.reset_index() if 'product_id' not in listings.columns else listings
+    descriptions = df['description'] if 'description' in df.columns else [None]*len(df)
+    return df.product_id.astype(str).tolist(), [listing_text(n, d) for n, d in zip(df['name'], descriptions)]
 
 def embed_listings(model_dir, # a model folder written by `train.train`, with its text model
-                   prepared, # a prepared folder (`fbm_rank prepare`)
-                   out # the folder to write: embeddings.npy, ids.csv, meta.json
-                  )->dict: # the export's meta.json
-    "One unit-length vector per listing of `prepared`, from its text; written as an embedding folder."
-    model_dir, prepared, out = Path(model_dir), Path(prepared), Path(out)
-    model_key = listing_model_fingerprint(model_dir)
-    listings = text_listings(prepared)
-    key = fingerprint('embed_listings', model_key, list(listings.product_id), list(listings.text))
-    meta_file = out/EMB_FILES['meta']
-    if meta_file.is_file() and read_json(meta_file).get('fingerprint') == key and (out/EMB_FILES['vectors']).is_file():
-        return read_json(meta_file)
-    vectors = listing_vectors(load_text(model_dir), listings.text)
-    write_embeddings(vectors, listings[['product_id']], {'kind': 'listing', 'model': str(model_dir.resolve()), 'model_fingerprint': model_key,
-                     'prepared': str(prepared.resolve()), 'category_weight': LISTING_CATEGORY_WEIGHT, 'fingerprint': key}, out)
-    return read_json(meta_file)
+                   listings, # a prepared folder, or a table of listings: product_id (column or index), name, description
+                   out=None, # the embedding folder to write (and to read back when its key matches); None: computed, not kept
+                   text:TextModel=None # the model folder's text model, when already loaded
+                  )->tuple: # (vectors, ids: a product_id table, meta)
+    "One vector per listing, from its text, written as an embedding folder: computed again only when the model or the texts change."
+    model_dir = Path(model_dir)
+    model_key = model_fingerprint(model_dir, 'text')
+    if read_description(model_dir).get('text') is None: raise ValueError(f'{model_dir}: no text model (train it with text=True) to embed listings with')
+    pids, texts = _listing_texts(listings)
+    key = fingerprint('embed_listings', model_key, pids, texts)
+    if out is not None and (Path(out)/EMB_FILES['meta']).is_file() and read_json(Path(out)/EMB_FILES['meta']).get('fingerprint') == key:
+        try: return read_embeddings(out)
+        except (OSError, ValueError): pass   # damaged: computed again below
+    vectors, ids = listing_vectors(text or load_text(model_dir), texts), pd.DataFrame({'product_id': pids})
+    meta = {'kind': 'listing', 'model': str(model_dir.resolve()), 'model_fingerprint': model_key, 'fingerprint': key}
+    vectors, ids = check_embeddings(vectors, ids, source='listing embeddings', kind='listing')
+    if out is not None: write_embeddings(vectors, ids, meta, out)
+    return vectors, ids, {**meta, 'dim': int(vectors.shape[1]), 'count': len(vectors)}

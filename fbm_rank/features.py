@@ -17,6 +17,7 @@ with warnings.catch_warnings():   # fastai.layers decorates a few functions with
 from .paths import atomic_path, fingerprint, resumable_chunks, clear_chunks
 from .labels import CategoryEncoder
 from .backbones import torch_device, DEFAULT_ARCH, backbone, backbone_weights, make_model
+from .prepare import prepared_file, read_categories, read_training
 
 # %% ../nbs/06d_features.ipynb #053f1153
 def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `categories.json`, `images/`)
@@ -32,8 +33,8 @@ def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `cate
     "fastai `DataLoaders` of the prepared photos: training and validation split by product."
     prepared, b = Path(prepared), backbone(arch)
     size = size or b['size']
-    photos = _with_holdout(pd.read_parquet(prepared/'training.parquet'), holdout)
-    vocab = CategoryEncoder.load(prepared/'categories.json').vocab
+    photos = _with_holdout(read_training(prepared), holdout)
+    vocab = read_categories(prepared).vocab
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)),
                       get_x=ColReader('path', pref=prepared), get_y=ColReader('root_category'),
                       splitter=ColSplitter('is_valid'), item_tfms=Resize(size),
@@ -72,7 +73,7 @@ def cache_key(prepared, # the prepared folder
     "The fingerprint of everything the cached features of `prepared` are computed from."
     prepared = Path(prepared); b, size, cache_at = cache_settings(arch, size, cache_at)
     if view not in VIEWS: raise ValueError(f'unknown view {view!r}: use "plain" or "flip"')
-    rows = pd.read_parquet(prepared/'training.parquet', columns=['image_id', 'path'])
+    rows = read_training(prepared, columns=['image_id', 'path'])
     return fingerprint('cache_features', CACHE_VERSION, arch, size, cache_at, view, list(b['mean']), list(b['std']),
                        backbone_weights(arch, weights), list(rows.image_id.astype(str)), [prepared/p for p in rows.path])
 
@@ -104,8 +105,8 @@ def cache_features(prepared, # the prepared folder
     folder, stem = prepared/'cache', cache_name(arch, size, cache_at, view)
     dest, work = folder/f'{stem}.{key[:16]}.npy', folder/f'{stem}.chunks'
     if dest.is_file(): return np.load(dest, mmap_mode='r')
-    rows = pd.read_parquet(prepared/'training.parquet')
-    if not len(rows): raise ValueError(f'{prepared/"training.parquet"}: no photos to cache features of')
+    rows = read_training(prepared)
+    if not len(rows): raise ValueError(f'{prepared_file(prepared, "training")}: no photos to cache features of')
     made = {}
     def compute(start, stop):
         if not made: made.update(dls=photo_dataloaders(prepared, arch, size, bs=bs, augment=False, device=device), prefix=_prefix(arch, cache_at, weights, device))

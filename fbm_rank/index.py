@@ -8,7 +8,7 @@ __all__ = ['INDEX_FILES', 'EXACT_MAX', 'TUNE_QUERIES', 'INDEX_KINDS', 'CATALOGUE
            'load_index', 'catalogue_table', 'add_to_index', 'build_index_from']
 
 # %% ../nbs/11_index.ipynb #4ac46858
-import math, time, warnings
+import math, re, time, warnings
 from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd, faiss
@@ -274,7 +274,10 @@ def load_index(index_dir # a folder written by `save_index`
     d = Path(index_dir)
     for key in ('index', 'ids', 'meta'):
         if not (d/INDEX_FILES[key]).exists(): raise FileNotFoundError(f"{d/INDEX_FILES[key]} is missing: not an index folder")
-    fi = faiss.read_index(str(d/INDEX_FILES['index']))
+    try: fi = faiss.read_index(str(d/INDEX_FILES['index']))
+    except RuntimeError as e:   # FAISS's C++ message: keep its gist, name the file
+        reason = 'truncated' if 'read error' in str(e) else re.sub(r'(?s).*\.cpp:\d+: ', '', str(e)).strip()[:160]
+        raise ValueError(f"{d/INDEX_FILES['index']}: cannot be read as a FAISS index ({reason})") from None
     ids = pd.read_csv(d/INDEX_FILES['ids'], dtype=str, keep_default_na=False)
     meta = read_json(d/INDEX_FILES['meta'])
     if not (fi.ntotal == len(ids) == meta.get('count')):

@@ -24,6 +24,7 @@ from .labels import CategoryEncoder
 from .backbones import torch_device, DEFAULT_ARCH, backbone, make_model
 from .whitening import learn_whitening
 from .features import photo_dataloaders, cache_features, cache_settings
+from .prepare import read_categories, read_training
 
 # %% ../nbs/07_photo_model.ipynb #a9caaa63
 def _can_draw(out)->bool: return IN_NOTEBOOK or bool(getattr(out, 'isatty', lambda: False)())
@@ -138,8 +139,8 @@ def train_cached(prepared, # the prepared folder
     steps = Steps.of(show_progress)
     with steps('features cached', 'cache_s'):
         feats = [cache_features(prepared, arch, size, cache_at, v, show_progress=steps.show, weights=weights, device=device) for v in views]
-    rows = pd.read_parquet(prepared/'training.parquet')
-    vocab = CategoryEncoder.load(prepared/'categories.json').vocab
+    rows = read_training(prepared)
+    vocab = read_categories(prepared).vocab
     y = CategoryEncoder(vocab).encode(rows.root_category.tolist())
     train, valid = np.flatnonzero(~rows.is_valid.values), np.flatnonzero(rows.is_valid.values)
     if holdout is not None: train, valid = (np.flatnonzero(~rows.is_valid.values & (np.asarray(holdout, dtype=bool) == h)) for h in (False, True))
@@ -207,7 +208,7 @@ def whitening_features(prepared, # the prepared folder
                       )->tuple: # ({'mid': N x C, 'pooled': N x F} float32 numpy, N product ids): the training photos only
     "The pooled prefix map and pooled body features of every training photo of `prepared`, with their product ids."
     prepared = Path(prepared); _, size, cache_at = cache_settings(arch, size, cache_at)
-    rows = pd.read_parquet(prepared/'training.parquet')
+    rows = read_training(prepared)
     learn, dev = np.flatnonzero(~rows.is_valid.to_numpy()), torch_device(device)
     model = model.to(dev).eval()
     if mode == 'cached':
@@ -257,7 +258,7 @@ def check_training(prepared, # the prepared folder
                   )->pd.DataFrame: # the training table
     "Refuse, before any work, an unknown mode, an option it does not take, or a folder with too few categories to learn; the training table."
     check_options(mode, options)
-    rows = pd.read_parquet(Path(prepared)/'training.parquet')
+    rows = read_training(prepared)
     check_categories(rows, prepared)
     return rows
 

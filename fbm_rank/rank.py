@@ -17,6 +17,7 @@ import numpy as np, pandas as pd
 from PIL import Image
 from matplotlib.figure import Figure
 from .paths import atomic_path, write_json
+from .prepare import prepared_file
 from .embed import read_embeddings, check_embeddings
 from .evaluate import retrieval_metrics
 from .index import ImageIndex, catalogue_table, search_rows, unit_queries
@@ -354,8 +355,8 @@ def similar_listings(index:ImageIndex, # the photo index
 def _training_table(training):
     if isinstance(training, (str, Path)):
         path = Path(training)
-        path = path if path.suffix == '.parquet' else path/'training.parquet'
-        if not path.exists(): raise FileNotFoundError(f"{path} is missing: the training table is a prepared folder's training.parquet")
+        if path.suffix != '.parquet': path = prepared_file(path, 'training')
+        elif not path.exists(): raise FileNotFoundError(f"{path} is missing: the training table is a prepared folder's training.parquet")
         training = pd.read_parquet(path)
     missing = [c for c in ('image_id', 'product_id', 'root_category', 'is_valid') if c not in training.columns]
     if missing: raise ValueError(f"the training table lacks column(s) {missing}")

@@ -17,6 +17,7 @@ from .backbones import photo_transform
 from .model_folder import load_model, read_description
 from .embed import (EMB_FILES, ID_COLUMNS, default_layer, embedding_dim, embedding_plan, embed_batch, torch_device,
                             use_runtime, write_embeddings, _photo_batch)
+from .prepare import read_training
 
 # %% ../nbs/17_scale.ipynb #5738bcb6
 def _quiet_data(show_progress:bool):
@@ -157,7 +158,7 @@ class PhotoEmbedder:
         self.model = model.to(torch_device(device), memory_format=torch.channels_last).eval()
         self.runtime = use_runtime(self.model, description, runtime, device).runtime
         self.tfm, self.layer, self.tta = photo_transform(description), layer or default_layer(description), tta
-        self.paths = [str(Path(prepared)/p) for p in pd.read_parquet(Path(prepared)/'training.parquet').path]
+        self.paths = [str(Path(prepared)/p) for p in read_training(prepared).path]
     def __call__(self, batch:dict, start:int=0)->dict:
         rows = batch['id'] + start
         x = _photo_batch([self.paths[i] for i in rows], self.tfm)

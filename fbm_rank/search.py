@@ -5,14 +5,13 @@
 # %% auto #0
 __all__ = ['MAX_QUERY_CHARS', 'MAX_QUERY_TERMS', 'SEARCH_WEIGHTS', 'query_terms', 'match_expression', 'ListingSearch',
            'new_search', 'search_ids', 'add_to_search', 'build_search', 'keyword_scores', 'search_candidates',
-           'search_scores', 'text_cosines', 'cached_embeddings']
+           'search_scores', 'text_cosines']
 
 # %% ../nbs/13a_search.ipynb #5ba853dd
 import re, sqlite3, threading
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .paths import atomic_path, fingerprint
 from .text import listing_text
 from .rank import Candidates, signal_scores, id_set
 
@@ -185,25 +184,3 @@ def text_cosines(search:ListingSearch, # from `build_search`, with a text model
                 )->pd.Series: # product_id -> cosine, every listing of the table
     "The cosine of every listing's text with a text embedding."
     with search.lock: return pd.Series(search.embeddings @ embedding, index=search_ids(search))
-
-# %% ../nbs/13a_search.ipynb #2b5785bf
-def cached_embeddings(model, # a `text.TextModel`
-                      texts:list, # the texts to embed (`text.listing_text`)
-                      cache_dir, # folder of the cached files; None: no cache
-                      model_key:str # the model's fingerprint, e.g. `paths.fingerprint` of its folder's files
-                     )->np.ndarray: # texts x dims float32
-    "The embeddings of `texts`, from the cache when the same model embedded the same texts before."
-    if cache_dir is None: return model.embed(texts)
-    path = Path(cache_dir)/f'text-{fingerprint(model_key, list(texts))[:16]}.npy'
-    if path.is_file():
-        try:
-            e = np.load(path)
-            if e.shape == (len(texts), len(model.components)): return e
-        except (OSError, ValueError): pass
-    e = model.embed(texts)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob('text-*.npy'): old.unlink()
-        with atomic_path(path) as tmp, open(tmp, 'wb') as f: np.save(f, e)
-    except OSError: pass
-    return e

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'index_layer', 'decoded_pixels', 'clean_query', 'ServiceBusy', 'FeatureBatcher',
            'Service', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
-           'similar_to_listing', 'search_listings', 'predict_listing', 'listing_record', 'photo_jpeg', 'add_listing']
+           'similar_to_listing', 'search_listings', 'categorise_listing', 'listing_record', 'photo_jpeg', 'add_listing']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
 import io, queue, threading, time, uuid, warnings
@@ -19,15 +19,16 @@ from .paths import fingerprint
 from .photos import PhotoError, cleaned_jpeg
 from .backbones import photo_size
 from .model_folder import load_model, model_fingerprint
-from .predict import category_probabilities
-from .embed import photo_outputs, use_runtime, model_runtime
+from .predict import category_probabilities, ListingModel, listing_category
+from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
 from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
 from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
-from .search import build_search, add_to_search, search_candidates, text_cosines, query_terms, cached_embeddings
+from .search import build_search, add_to_search, search_candidates, text_cosines, query_terms
 from .store import (open_store, store_listing, remove_listing, stored_listings, stored_jpeg, is_stored,
-                            store_setting, set_store_setting, reembed_photos)
+                            store_setting, set_store_setting, reembed_photos, is_read_only, store_path, StoreError)
+from .prepare import read_photos
 
 # %% ../nbs/14_service.ipynb #3c7d28a0
 def index_layer(index, # an `index.ImageIndex`
@@ -136,6 +137,7 @@ class Service:
     lock: threading.RLock = field(default_factory=threading.RLock)
     batcher: FeatureBatcher = None # when running: batches the photos of concurrent requests
     text_model: object = None # the `text.TextModel` of the model folder; None: photos only
+    listing: object = None # the `predict.ListingModel` of the same parts: a listing's category from its words and photos
     search: object = None # the `search.ListingSearch` of the catalogue and the added listings
     first_photos: tuple = None # (the photos table, product_id -> its first image_id), rebuilt when the table changes
     @property
@@ -151,8 +153,12 @@ def _embedding_key(model_dir:Path, layer:str)->str:
 def _sync_embeddings(svc:Service, key:str):
     "Re-embed the stored photos when the model or layer changed since they were stored."
     stored = store_setting(svc.store, 'embedding')
+    if stored == key or (stored is None and is_read_only(svc.store)): return
     if stored is None: set_store_setting(svc.store, 'embedding', key)
-    elif stored != key: reembed_photos(svc.store, lambda jpegs: photo_outputs(svc.model, svc.description, jpegs, svc.layer)[0], key)
+    elif is_read_only(svc.store):   # a reading command never writes, and never ranks vectors of two models together
+        raise StoreError(f"{store_path(svc.store)}: its photos were embedded with another model or layer ({stored[:12]}, this one {key[:12]}); "
+                         "start the service on it once (`fbm_rank serve`) to re-embed them")
+    else: reembed_photos(svc.store, lambda jpegs: photo_outputs(svc.model, svc.description, jpegs, svc.layer)[0], key)
 
 def _catalogue_and_photos(index, index_dir:Path, prepared_dir)->tuple:
     "The listings (the prepared folder's full rows, and those only the index folder's copy knows) and the photos with their files."
@@ -162,7 +168,7 @@ def _catalogue_and_photos(index, index_dir:Path, prepared_dir)->tuple:
         return beside, index.ids[['image_id', 'product_id']].assign(path=None).set_index('image_id')
     listings = catalogue_table(prepared_dir)
     if beside is not None: listings = pd.concat([beside[~beside.index.isin(listings.index)], listings])
-    photos = pd.read_parquet(Path(prepared_dir)/'photos.parquet', columns=['image_id', 'product_id', 'path'])
+    photos = read_photos(prepared_dir, columns=['image_id', 'product_id', 'path'])
     return listings, photos.astype({'image_id': str, 'product_id': str}).drop_duplicates('image_id').set_index('image_id')
 
 def _add_stored(svc:Service):
@@ -175,16 +181,15 @@ def _add_stored(svc:Service):
     svc.photos = pd.concat([svc.photos, added_photos.assign(path=None).set_index('image_id')])
 
 # %% ../nbs/14_service.ipynb #ad3e6795
-def _texts(table:pd.DataFrame)->list:
-    descriptions = table['description'] if 'description' in table.columns else [None]*len(table)
-    return [listing_text(n, d) for n, d in zip(table['name'], descriptions)]
+def _listing_vectors(svc:Service, model_dir:Path, folder:Path)->np.ndarray:
+    "The catalogue's listing vectors (`embed.embed_listings`), kept in `folder` for the next start when it can be written."
+    try: return embed_listings(model_dir, svc.catalogue, folder, text=svc.text_model)[0]
+    except OSError: return embed_listings(model_dir, svc.catalogue, None, text=svc.text_model)[0]   # a read-only index folder
 
-def _load_search(svc:Service, model_dir:Path, cache_dir:Path):
-    "The search table of the catalogue (and added listings), its text embeddings cached by model and texts."
-    table, embeddings = svc.catalogue, None
-    if svc.text_model is not None:
-        embeddings = cached_embeddings(svc.text_model, _texts(table), cache_dir, model_fingerprint(model_dir, 'text'))
-    svc.search = build_search(table, svc.text_model, embeddings)
+def _load_search(svc:Service, model_dir:Path, folder:Path):
+    "The search table of the catalogue (and added listings), with their listing vectors."
+    vectors = None if svc.text_model is None else _listing_vectors(svc, model_dir, folder)
+    svc.search = build_search(svc.catalogue, svc.text_model, vectors)
 
 # %% ../nbs/14_service.ipynb #6d810718
 def load_service(model_dir, # a model folder (`train`)
@@ -210,7 +215,8 @@ def load_service(model_dir, # a model folder (`train`)
     _sync_embeddings(svc, _embedding_key(model_dir, layer))
     _add_stored(svc)
     svc.text_model = load_text(model_dir)
-    _load_search(svc, model_dir, index_dir/'text_cache')
+    svc.listing = ListingModel.of(svc.model, description, svc.text_model, model_dir.name)
+    _load_search(svc, model_dir, index_dir/'listings')
     return svc
 
 # %% ../nbs/14_service.ipynb #648072af
@@ -312,20 +318,14 @@ def search_listings(svc:Service, # from `load_service`
         results = rank_candidates(found, svc.catalogue, k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain)
     return {'query': ' '.join(terms), 'results': results}
 
-def predict_listing(svc:Service, # from `load_service`
-                    name:str=None, # the title (blank: absent)
-                    description:str=None, # the description (blank: absent)
-                    jpegs:list=() # cleaned photos, from `query_jpeg`
-                   )->dict: # category, probabilities (most likely first) and used (['text', 'photos'], what they came from)
-    "A listing's root category from whatever it has: its words, its photos, or both."
-    text = listing_text(name, description)
-    use_text = bool(text) and svc.text_model is not None
-    if not use_text and not len(jpegs):
-        raise ValueError('a listing needs a photo' + ('' if svc.text_model is None else ', a title or a description') + ' to predict its category')
-    photo_probs = np.stack([embed_query(svc, j)[1] for j in jpegs]) if len(jpegs) else np.zeros((0, len(svc.description['vocab'])), np.float32)
-    text_probs = svc.text_model.predict_proba([text])[0] if use_text else None
-    answer = category_probabilities(_probabilities(svc, text_probs, photo_probs), svc.description['vocab'])
-    return {**answer, 'used': ['text']*use_text + ['photos']*bool(len(jpegs))}
+def categorise_listing(svc:Service, # from `load_service`
+                       name:str=None, # the title (blank: absent)
+                       description:str=None, # the description (blank: absent)
+                       jpegs:list=() # cleaned photos, from `query_jpeg`
+                      )->dict: # category, probabilities (most likely first) and used (['text', 'photos'], what they came from)
+    "A listing's root category from whatever it has (`predict.listing_category`), its photos batched with other requests'."
+    photo_probs = np.stack([embed_query(svc, j)[1] for j in jpegs]) if len(jpegs) else np.zeros((0, len(svc.listing.vocab)), np.float32)
+    return listing_category(svc.listing, name, description, photo_probs)
 
 def listing_record(svc:Service, # from `load_service`
                    product_id:str # a listing id

@@ -9,6 +9,7 @@ __all__ = ['demo_service', 'free_port', 'serving', 'headless_chrome', 'rss_growt
 import contextlib, shutil, socket, threading, time
 from pathlib import Path
 import torch
+from .prepare import read_categories
 
 # %% ../nbs/99_testing.ipynb #08d65b37
 def _demo_text_model(prepared:Path, folder:Path)->dict:
@@ -16,7 +17,7 @@ def _demo_text_model(prepared:Path, folder:Path)->dict:
     from fbm_rank.text import text_listings, train_text_model, save_text_model
     from fbm_rank.labels import CategoryEncoder
     from fbm_rank.model_folder import TEXT_FOLDER
-    model = train_text_model(text_listings(prepared), CategoryEncoder.load(prepared/'categories.json'), dims=16)
+    model = train_text_model(text_listings(prepared), read_categories(prepared), dims=16)
     save_text_model(model, folder/TEXT_FOLDER)
     return {'text': {'folder': TEXT_FOLDER, 'metrics': {}}}
 
@@ -38,7 +39,7 @@ def demo_service(dest, # an empty folder for `prepared/`, `model/` and `index/`
     photo_size, dest, arch = photo_size or size, Path(dest), arch or DEFAULT_ARCH
     paths = {k: dest/k for k in ('prepared', 'model', 'index')}
     prepare(demo_marketplace(), paths['prepared'], size=photo_size, show_progress=False, n_workers=1)
-    vocab = read_json(paths['prepared']/'categories.json')['vocab']
+    vocab = read_categories(paths['prepared']).vocab
     torch.manual_seed(seed)
     model = make_model(arch, len(vocab), pretrained=True)
     with atomic_dir(paths['model']) as folder:   # as `train` writes it: the network and its text model, one unit

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import save_file, load_file
 
 from .labels import CategoryEncoder
-from .prepare import read_report
+from .prepare import read_report, prepared_file, read_listings, read_training
 from .evaluate import top_k_correct, precision_at_k
 from .paths import atomic_dir, write_json, read_json
 
@@ -66,11 +66,11 @@ def text_listings(prepared # a finished prepared folder: listings.parquet, train
     "Every listing of `prepared` with its text, categories and its product's side of the photo split."
     prepared = Path(prepared)
     read_report(prepared)   # raises unless prepare finished
-    listings = pd.read_parquet(prepared/'listings.parquet')
-    split = pd.read_parquet(prepared/'training.parquet', columns=['product_id', 'is_valid'])
+    listings = read_listings(prepared)
+    split = read_training(prepared, columns=['product_id', 'is_valid'])
     sides = split.groupby('product_id').is_valid.agg(['min', 'max'])
     if (sides['min'] != sides['max']).any():
-        raise ValueError(f"{prepared/'training.parquet'}: product {sides.index[sides['min'] != sides['max']][0]!r} has photos on both sides of the split")
+        raise ValueError(f"{prepared_file(prepared, 'training')}: product {sides.index[sides['min'] != sides['max']][0]!r} has photos on both sides of the split")
     side = listings.product_id.map(sides['max'])
     sub = listings.sub_category.where(listings.sub_category.notna() & (listings.sub_category != ''))
     res = pd.DataFrame({'product_id': listings.product_id.astype(str),

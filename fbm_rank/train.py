@@ -12,8 +12,9 @@ import pandas as pd
 from fastcore.meta import delegates
 from .paths import atomic_dir
 from .labels import CategoryEncoder
-from .prepare import prepared_photo_size
-from .backbones import DEFAULT_ARCH, backbone, write_model
+from .prepare import prepared_photo_size, read_categories
+from .backbones import DEFAULT_ARCH, backbone
+from .model_folder import write_model
 from .evaluate import evaluate_predictions
 from .features import cache_features, cache_key, cache_name   # also importable from here: bench/bench_backbones.py and bench/bench_train.py read them so
 from .photo_model import Steps, train_cached, fit_photos, learn_model_whitening, check_training
@@ -51,7 +52,7 @@ def train(prepared, # the prepared folder
          )->dict: # the validation metrics (with `listing`: per listing, text, photos and fused, when `text`)
     "Train a category model on `prepared` (photos, and text unless `text=False`), evaluate it on the validation split and save it to `out`."
     prepared, out, steps = Path(prepared), Path(out), Steps.of(show_progress)
-    rows, vocab, size = check_training(prepared, mode, kwargs), CategoryEncoder.load(prepared/'categories.json').vocab, size or backbone(arch)['size']
+    rows, vocab, size = check_training(prepared, mode, kwargs), read_categories(prepared).vocab, size or backbone(arch)['size']
     options = dict(arch=arch, epochs=epochs, size=size, bs=bs, lr=lr, seed=seed, show_progress=steps, device=device, **kwargs)
     model, probs, targets = fit_photos(prepared, mode, **options)
     if whiten:
