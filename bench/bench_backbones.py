@@ -2,7 +2,7 @@
 
 One row per run (a backbone, an input size, the cached views and `train_cached` options). Each row:
 
-1. the feature pass: `train.cache_features` for each cached view (reused when the keyed cache is there already;
+1. the feature pass: `features.cache_features` for each cached view (reused when the keyed cache is there already;
    the time of the pass that made it is then quoted from `WORK/feature_times.json`, marked "reused");
 2. training: `train.train(..., mode='cached')` into `WORK/models/<row>`, evaluated on the product-level
    validation split (accuracy per photo, per product, top-3);
@@ -38,7 +38,8 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from fbm_rank.paths import marketplace_dir, read_json, write_json
 from fbm_rank.backbones import backbone, make_model
-from fbm_rank.train import train, cache_features, cache_key, cache_name
+from fbm_rank.train import train
+from fbm_rank.features import cache_features, cache_key, cache_name
 from fbm_rank.embed import DEFAULT_LAYER, EMBEDDING_LAYERS, layer_vectors
 from fbm_rank.rank import evaluate_retrieval
 from common import REAL, Timer, demo_prepared, inference_model, load1, with_category

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from PIL import Image
-from fbm_rank.backbones import load_model, model_fingerprint, photo_transform
+from fbm_rank.backbones import photo_transform
+from fbm_rank.model_folder import load_model, model_fingerprint
 from fbm_rank.embed import embed_batch, DEFAULT_LAYER, EMBEDDING_LAYERS, OUTPUTS, batch_outputs, layer_vectors, use_runtime
 from fbm_rank.evaluate import evaluate_predictions, retrieval_metrics
 from common import REAL, Timer, inference_model, load1, real_photos, torch_outputs, untrained_model

@@ -201,7 +201,7 @@ def fmt_level(r):
 
 def offline_rate(model_dir, photos, runtime='auto', bs=32, repeats=2)->tuple:
     "(photos per second, runtime) of the same work done offline in this process with the service's runtime: clean, transform and embed the query photos, `bs` at a time, best of `repeats`."
-    from fbm_rank.backbones import load_model
+    from fbm_rank.model_folder import load_model
     from fbm_rank.embed import photo_outputs, use_runtime, model_runtime
     model, desc = load_model(model_dir)
     use_runtime(model, desc, runtime)

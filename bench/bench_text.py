@@ -44,7 +44,7 @@ def measure(name, listings, encoder, option, out):
 
 def listing_table(model_dir, prepared, listings, encoder, text_model):
     "Rows of accuracy per validation listing: majority, text, photos, equal-weights fusion, fitted fusion."
-    from fbm_rank.backbones import load_model, read_description
+    from fbm_rank.model_folder import load_model, read_description
     from fbm_rank.embed import photo_outputs
     from fbm_rank.fusion import FALLBACK_FUSION, listing_photo_evidence, listing_metrics
     model, desc = load_model(model_dir)

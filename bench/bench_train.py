@@ -11,7 +11,9 @@ per product, with the load average. Goal: >= 55% per photo, end to end in under 
 import argparse, inspect, shutil, time
 from pathlib import Path
 from fbm_rank.paths import read_json
-from fbm_rank.train import train, train_cached, cache_features
+from fbm_rank.train import train
+from fbm_rank.features import cache_features
+from fbm_rank.photo_model import train_cached
 from fbm_rank.backbones import DEFAULT_ARCH
 from fbm_rank.evaluate import format_metrics
 from common import Timer, load, real_prepared

@@ -63,7 +63,8 @@ def untrained_model(dest, vocab=None, arch:str=None, size:int=None)->Path:
     "A model folder in `dest`: ImageNet `arch` with an untrained head, the same every run (its cached ONNX export is reused). For costs: the arithmetic is the work, not what the head learned."
     import torch
     from fbm_rank.labels import ROOT_CATEGORIES
-    from fbm_rank.backbones import DEFAULT_ARCH, make_model, save_model
+    from fbm_rank.backbones import DEFAULT_ARCH, make_model
+    from fbm_rank.model_folder import save_model
     arch, vocab = arch or DEFAULT_ARCH, list(vocab or ROOT_CATEGORIES)
     torch.manual_seed(0)
     save_model(make_model(arch, len(vocab)), dest, dict(arch=arch, vocab=vocab) | ({} if size is None else dict(size=size, training={'photo_size': size})))
@@ -72,7 +73,7 @@ def untrained_model(dest, vocab=None, arch:str=None, size:int=None)->Path:
 def inference_model(model_dir)->tuple:
     "(model, description) of a model folder, in eval mode and the channels_last memory layout, as the pipeline runs it."
     import torch
-    from fbm_rank.backbones import load_model
+    from fbm_rank.model_folder import load_model
     model, desc = load_model(model_dir)
     return model.to(memory_format=torch.channels_last).eval(), desc
 
