@@ -8,7 +8,7 @@ weights of the posterior, and `pooled` of the untrained ImageNet body as the bas
 `rank.evaluate_retrieval` on the product-level validation split: precision@10 (validation photos query the
 training photos; a hit is a product of the query's root category) and same-product recall@1 (validation
 photos query all other photos). Prints one table row per embedding, with the load average of the machine.
-The table in `nbs/10_embed.ipynb` quotes only figures whose output is kept in the repository.
+The table in `nbs/10b_embed.ipynb` quotes only figures whose output is kept in the repository.
 
     python bench/bench_layers.py --prepared PREPARED --model MODEL [--weights 0.1,0.15,0.25,1] [--n PHOTOS]
 """

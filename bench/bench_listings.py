@@ -10,8 +10,9 @@ query's 10 results in its root category, and in its `Root / Sub` category. Rows:
     candidate's root category, the vote of the nearest listings' sub-categories). The weights are tuned on TRAINING
     listings querying other training listings (`--tune` prints that grid; both models were trained on those listings,
     so the training figures are high, and only their order is used), never on the validation figures.
-Search: validation titles are the queries (fbm_rank.search.search_scores with SEARCH_WEIGHTS over the whole catalogue,
-the query's own listing left out, before the vote too), P@10 by sub-category, and the latency p50/p99 of service-like
+Search: validation titles are the queries (the service's path: fbm_rank.search.search_candidates ranked by
+fbm_rank.rank.rank_candidates with SEARCH_WEIGHTS, over the whole catalogue, the query's own listing left out before
+the vote too), P@10 by sub-category, and the latency p50/p99 of service-like
 scoring + ranking per query. `--tune` also prints the search grid on 600 TRAINING titles (keyword share, category,
 vote), from which SEARCH_WEIGHTS were chosen.
 Each figure is printed with the load average when it was measured.
@@ -29,8 +30,8 @@ import numpy as np, pandas as pd
 from fbm_rank.labels import CategoryEncoder
 from fbm_rank.embed import read_embeddings
 from fbm_rank.text import text_listings, train_text_model, load_text_model
-from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_scored
-from fbm_rank.search import build_search, search_scores, SEARCH_WEIGHTS
+from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_candidates
+from fbm_rank.search import build_search, search_candidates, SEARCH_WEIGHTS
 from fbm_rank.index import catalogue_table
 from common import REAL, Timer, load, real_prepared, score_precision
 
@@ -48,7 +49,7 @@ def main():
     p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--tune', action='store_true', help='print the tuning grid on training listings')
     p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
-    p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,category=0.4,vote=0.4,neighbours=10")
+    p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,text=0.4,category=0.4,vote=0.4,neighbours=10")
     p.add_argument('--no-search', action='store_true', help='similar listings only (e.g. to compare photo embeddings): skip the search figures')
     a = p.parse_args()
     prepared = real_prepared(a.work/'prepared')
@@ -80,7 +81,7 @@ def main():
             for c in (0.2, 0.4):
                 for vote in (0.2, 0.4):
                     for n in (10, 30):
-                        s = fused_similarity(np.where(tq[:, None] == ti, -1e3, Pt), Xt, Ct, sub[ti], dict(photo=w, category=c, vote=vote, neighbours=n))
+                        s = fused_similarity(np.where(tq[:, None] == ti, -1e3, Pt), Xt, Ct, sub[ti], dict(photo=w, text=1 - w, category=c, vote=vote, neighbours=n))
                         print(w, c, vote, n, '->', score_precision(s, root[tq], root[ti], query_ids=tq, candidate_ids=ti),
                               score_precision(s, sub[tq], sub[ti], query_ids=tq, candidate_ids=ti), f'(load {load()})', flush=True)
     if a.no_search: print(f'fused with {({**FUSION_WEIGHTS, **(weights or {})})}'); return
@@ -92,7 +93,7 @@ def main():
         hits, times = [], []
         for pid, name in zip(pids, names):
             t0 = time.perf_counter()
-            res = rank_scored(search_scores(search, name, weights, exclude_product=pid), cat, k=10, exclude_product=pid)
+            res = rank_candidates(search_candidates(search, name, weights), cat, k=10, exclude_product=pid)
             times.append(time.perf_counter() - t0)
             if res: hits.append(np.mean([lab[r['product_id']] == lab[pid] for r in res]))
         return float(np.mean(hits)), np.array(times)*1000
@@ -102,7 +103,7 @@ def main():
         for kw in (0.5, 0.7):
             for c in (0.0, 0.4):
                 for vote in (0.0, 0.4):
-                    p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, category=c, vote=vote))
+                    p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, text=1 - kw, category=c, vote=vote))
                     print(kw, c, vote, '->', round(p10, 4), f'(load {load()})', flush=True)
     queries = listings[listings.is_valid]
     p10, t = search_p10(queries.product_id, cat.loc[queries.product_id, 'name'])

@@ -226,14 +226,7 @@ def make_model(name:str, # a key of `BACKBONES`
 def torch_device(device=None # a torch device or its name; None: 'cuda' when torch sees a GPU, else 'cpu'
                 )->torch.device:
     "The device to compute on: `device`, or the GPU when there is one."
-    return torch.device(device if device is not None else 'cuda' if torch.cuda.is_available() else 'cpu')
+    if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try: return torch.device(device)
+    except (RuntimeError, TypeError) as e: raise ValueError(f"device: {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
 
-
-# %% ../nbs/06_backbones.ipynb #a7d4c2e9
-_MOVED = ('FORMAT_VERSION', 'MODEL_FILES', 'ModelFileError', 'write_model', 'save_model', 'read_description', 'load_model', 'model_fingerprint')
-
-def __getattr__(name): # a name this module no longer defines
-    "The model folder's names that moved to `fbm_rank.model_folder`, looked up there when first asked for (a later stage: not imported here)."
-    if name not in _MOVED: raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    from fbm_rank import model_folder
-    return getattr(model_folder, name)

@@ -6,7 +6,7 @@
 __all__ = ['CATEGORY_WEIGHT', 'EMBEDDING_LAYERS', 'DEFAULT_LAYER', 'OUTPUTS', 'EMB_FILES', 'ID_COLUMNS', 'EMB_KINDS',
            'default_layer', 'embedding_dim', 'layer_vectors', 'batch_outputs', 'embed_batch', 'use_runtime',
            'model_runtime', 'clean_image', 'photo_outputs', 'embed_images', 'check_embeddings', 'write_embeddings',
-           'read_embeddings', 'embedding_plan', 'embed_photos', 'listing_vectors', 'embed_listings']
+           'read_embeddings', 'embedding_plan', 'check_batch', 'embed_photos', 'listing_vectors', 'embed_listings']
 
 # %% ../nbs/10b_embed.ipynb #68af323f
 import io
@@ -126,7 +126,7 @@ class _Outputs(nn.Module):
     def __init__(self, model): super().__init__(); self.model = model
     def forward(self, x): return _outputs(self.model, x)
 
-def use_runtime(model, # a model from `backbones.load_model` (in eval mode: it is put there)
+def use_runtime(model, # a model from `model_folder.load_model` (in eval mode: it is put there)
                 description:dict, # its description (`model.json`): the photo size the export is traced at
                 runtime:str='auto', # one of `runtime.RUNTIMES`: 'auto', 'torch' or 'onnx'
                 device=None # where the model computes; None: 'cuda' when available, else 'cpu'
@@ -163,7 +163,7 @@ def clean_image(image, # a path, the bytes of an upload, a binary file object, o
         image = _encoded(image)
     return clean_upload(image, size)
 
-def photo_outputs(model, # a model in vision_learner layout, e.g. from `backbones.load_model`
+def photo_outputs(model, # a model in vision_learner layout, e.g. from `model_folder.load_model`
                   description:dict, # its description (`model.json`)
                   images, # paths, bytes or PIL images of photos, raw uploads or cleaned squares
                   layer:str|None=None, # a key of `EMBEDDING_LAYERS`; None: the model's default (`default_layer`)
@@ -189,7 +189,7 @@ def photo_outputs(model, # a model in vision_learner layout, e.g. from `backbone
     finally: model.train(was_training)
     return np.concatenate(vectors), np.concatenate(probs)
 
-def embed_images(model, # a model in vision_learner layout, e.g. from `backbones.load_model`
+def embed_images(model, # a model in vision_learner layout, e.g. from `model_folder.load_model`
                  description:dict, # its description (`model.json`)
                  photos, # raw uploads: paths, bytes or PIL images
                  layer:str|None=None, # a key of `EMBEDDING_LAYERS`; None: the model's default (`default_layer`)
@@ -294,6 +294,12 @@ def embedding_plan(model_dir:Path, # a model folder written by `train`
     finished = done.get('fingerprint') == key and (out/EMB_FILES['vectors']).exists()
     return ids, paths, model_key, key, done if finished else {}
 
+def check_batch(bs # photos per forward pass, as given
+               )->int: # the same, checked
+    "A batch size, or a `ValueError` naming it."
+    if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1: raise ValueError(f'bs: a batch is a whole number of photos of at least 1, got {bs!r}')
+    return int(bs)
+
 def embed_photos(model_dir, # a model folder written by `train`
                  prepared, # a prepared folder (`fbm_rank prepare`)
                  out, # the embedding folder to write
@@ -306,7 +312,7 @@ def embed_photos(model_dir, # a model folder written by `train`
                  runtime:str='auto' # the engine on the CPU (`use_runtime`): 'auto', 'torch' or 'onnx'
                 )->dict: # the export's `meta.json`
     "Embed every usable photo of `prepared` with the model in `model_dir`; write `out/embeddings.npy`, `ids.csv`, `meta.json`."
-    model_dir, prepared, out = Path(model_dir), Path(prepared), Path(out)
+    model_dir, prepared, out, bs = Path(model_dir), Path(prepared), Path(out), check_batch(bs)
     layer = layer or default_layer(read_description(model_dir))
     ids, paths, model_key, key, done = embedding_plan(model_dir, prepared, out, layer, tta)
     if done: return done

@@ -39,7 +39,7 @@ def photo_error(name:str, # the photo's name in the results
     reason, detail = (e.reason, e.detail) if isinstance(e, PhotoError) else ('unreadable', e.strerror or str(e))
     return dict(photo=name, error=reason, detail=detail, message=f'{name}: {reason}' + (f' ({detail})' if detail else ''))
 
-def predict_photos(model, # a category model (vision_learner layout), e.g. from `backbones.load_model`
+def predict_photos(model, # a category model (vision_learner layout), e.g. from `model_folder.load_model`
                    description:dict, # its description (`model.json`): vocab, size, mean, std
                    photos, # paths, bytes or PIL images of photos, raw uploads or cleaned squares
                    bs:int=32, # photos per forward pass
@@ -65,7 +65,7 @@ def predict_photos(model, # a category model (vision_learner layout), e.g. from 
     return results
 
 # %% ../nbs/10c_predict.ipynb #d6a7f59e
-def load_predictor(model_dir, # a model folder written by `backbones.save_model` (`train`)
+def load_predictor(model_dir, # a model folder written by `model_folder.save_model` (`train`)
                    device=None, # torch device; 'cuda' when available, else 'cpu'
                    tta:bool=False, # average each photo's probabilities with its mirror image's
                    runtime:str='auto' # the engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'

@@ -15,7 +15,7 @@ from .paths import fingerprint, read_json, resumable_chunks, clear_chunks
 from .photos import PHOTOS_RECORD, PhotoError, clean_photo, cleaning_plan
 from .backbones import photo_transform
 from .model_folder import load_model, read_description
-from .embed import (EMB_FILES, ID_COLUMNS, default_layer, embedding_dim, embedding_plan, embed_batch, torch_device,
+from .embed import (check_batch, EMB_FILES, ID_COLUMNS, default_layer, embedding_dim, embedding_plan, embed_batch, torch_device,
                             use_runtime, write_embeddings, _photo_batch)
 from .prepare import read_training
 
@@ -194,6 +194,7 @@ def embed_photos_ray(model_dir, # a model folder written by `train` (at this pat
     description = read_description(model_dir)
     layer = layer or default_layer(description)
     dim = embedding_dim(description, layer)
+    bs = check_batch(bs)
     ids, paths, model_key, key, done = embedding_plan(model_dir, prepared, out, layer, tta)
     if done: return done
     with ray_session(address, workers):
