@@ -282,6 +282,8 @@ def load_text_model(path # a folder written by `save_text_model`
     shapes = {k: w[k].shape for k in ('coef', 'intercept', 'components')}
     if shapes['coef'] != (len(meta['categories']), n) or shapes['intercept'] != (len(meta['categories']),) or shapes['components'][1:] != (n,):
         raise TextModelError(f"{path/'weights.safetensors'}: arrays of shapes {shapes} do not fit {len(meta['categories'])} categories and {n} n-grams")
+    bad = [k for k in ('coef', 'intercept', 'components') if not np.isfinite(w[k]).all()]
+    if bad: raise TextModelError(f"{path/'weights.safetensors'}: {bad[0]} holds NaN or an infinity")
     return TextModel(vectorizers, w['coef'], w['intercept'], w['components'], meta['categories'], s)
 
 # %% ../nbs/07a_text.ipynb #b4c7376e
