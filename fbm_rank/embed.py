@@ -348,7 +348,8 @@ def _listing_texts(listings)->tuple:
 def embed_listings(model_dir, # a model folder written by `train.train`, with its text model
                    listings, # a prepared folder, or a table of listings: product_id (column or index), name, description
                    out=None, # the embedding folder to write (and to read back when its key matches); None: computed, not kept
-                   text:TextModel=None # the model folder's text model, when already loaded
+                   text:TextModel=None, # the model folder's text model, when already loaded
+                   keep:bool=True # write `out` when the vectors are computed (False: read it if it matches, never write)
                   )->tuple: # (vectors, ids: a product_id table, meta)
     "One vector per listing, from its text, written as an embedding folder: computed again only when the model or the texts change."
     model_dir = Path(model_dir)
@@ -362,5 +363,5 @@ def embed_listings(model_dir, # a model folder written by `train.train`, with it
     vectors, ids = listing_vectors(text or load_text(model_dir), texts), pd.DataFrame({'product_id': pids})
     meta = {'kind': 'listing', 'model': str(model_dir.resolve()), 'model_fingerprint': model_key, 'fingerprint': key}
     vectors, ids = check_embeddings(vectors, ids, source='listing embeddings', kind='listing')
-    if out is not None: write_embeddings(vectors, ids, meta, out)
+    if out is not None and keep: write_embeddings(vectors, ids, meta, out)
     return vectors, ids, {**meta, 'dim': int(vectors.shape[1]), 'count': len(vectors)}

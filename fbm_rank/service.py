@@ -181,14 +181,14 @@ def _add_stored(svc:Service):
     svc.photos = pd.concat([svc.photos, added_photos.assign(path=None).set_index('image_id')])
 
 # %% ../nbs/14_service.ipynb #ad3e6795
-def _listing_vectors(svc:Service, model_dir:Path, folder:Path)->np.ndarray:
-    "The catalogue's listing vectors (`embed.embed_listings`), kept in `folder` for the next start when it can be written."
-    try: return embed_listings(model_dir, svc.catalogue, folder, text=svc.text_model)[0]
+def _listing_vectors(svc:Service, model_dir:Path, folder:Path, keep:bool)->np.ndarray:
+    "The catalogue's listing vectors (`embed.embed_listings`): read from `folder` when they match, else computed (and kept there if `keep`)."
+    try: return embed_listings(model_dir, svc.catalogue, folder, text=svc.text_model, keep=keep)[0]
     except OSError: return embed_listings(model_dir, svc.catalogue, None, text=svc.text_model)[0]   # a read-only index folder
 
-def _load_search(svc:Service, model_dir:Path, folder:Path):
+def _load_search(svc:Service, model_dir:Path, folder:Path, keep:bool=True):
     "The search table of the catalogue (and added listings), with their listing vectors."
-    vectors = None if svc.text_model is None else _listing_vectors(svc, model_dir, folder)
+    vectors = None if svc.text_model is None else _listing_vectors(svc, model_dir, folder, keep)
     svc.search = build_search(svc.catalogue, svc.text_model, vectors)
 
 # %% ../nbs/14_service.ipynb #6d810718
@@ -196,7 +196,7 @@ def load_service(model_dir, # a model folder (`train`)
                  index_dir, # an index folder (`index`)
                  prepared_dir=None, # the prepared folder (`prepare`): full listings and photo files; None: the index's catalogue
                  db_path=None, # the store of added listings; `index_dir/catalogue.sqlite` when None
-                 create_store:bool=True, # create the store when missing (False: read it if there, else none)
+                 create_store:bool=True, # create the store when missing and keep caches (False: a reading command: read what is there, write nothing)
                  max_pixels:int=SERVICE_MAX_PIXELS, # most pixels one upload may cost to decode
                  max_decodes:int=MAX_DECODES, # photos decoded at once
                  runtime:str='auto' # the model's engine on the CPU (`embed.use_runtime`): 'auto', 'torch' or 'onnx'
@@ -216,7 +216,7 @@ def load_service(model_dir, # a model folder (`train`)
     _add_stored(svc)
     svc.text_model = load_text(model_dir)
     svc.listing = ListingModel.of(svc.model, description, svc.text_model, model_dir.name)
-    _load_search(svc, model_dir, index_dir/'listings')
+    _load_search(svc, model_dir, index_dir/'listings', keep=create_store)   # a reading command writes nothing
     return svc
 
 # %% ../nbs/14_service.ipynb #648072af
