@@ -4,8 +4,7 @@
 
 # %% auto #0
 __all__ = ['MODES', 'Steps', 'quiet', 'train_fine_tune', 'CachedViews', 'cached_model', 'train_cached', 'product_contrast',
-           'ProductContrastLoss', 'ProductBatches', 'whitening_features', 'learn_model_whitening', 'check_categories',
-           'check_training', 'check_options', 'fit_photos']
+           'ProductContrastLoss', 'ProductBatches', 'check_categories', 'check_training', 'check_options', 'fit_photos']
 
 # %% ../nbs/07_photo_model.ipynb #aed653cf
 import sys, time, inspect, warnings
@@ -22,7 +21,6 @@ with warnings.catch_warnings():   # fastai.layers decorates a few functions with
 from fastprogress.fastprogress import IN_NOTEBOOK
 from .labels import CategoryEncoder
 from .backbones import torch_device, DEFAULT_ARCH, backbone, make_model
-from .whitening import learn_whitening
 from .features import photo_dataloaders, cache_features, cache_settings
 from .prepare import read_categories, read_training
 
@@ -192,53 +190,6 @@ class ProductBatches(DataLoader):
     def __init__(self, dataset, groups, **kwargs): super().__init__(dataset, **kwargs); self.groups = groups
     def shuffle_fn(self, idxs):
         return [i for g in self.rng.sample(range(len(self.groups)), len(self.groups)) for i in self.groups[g]]
-
-# %% ../nbs/07_photo_model.ipynb #98c519a7
-def _pool(f)->torch.Tensor: return F.adaptive_avg_pool2d(f, 1).flatten(1).float().cpu()
-
-def whitening_features(prepared, # the prepared folder
-                       model, # the trained model (vision_learner layout)
-                       mode:str='cached', # 'cached': from the cached prefix features; 'fine_tune': one pass over the photos
-                       arch:str=DEFAULT_ARCH, # a key of `BACKBONES`
-                       size:int|None=None, # input side; the backbone's default when None
-                       cache_at:int|None=None, # body index of the cache point (`mid`); the backbone's when None
-                       bs:int=64, # photos per batch
-                       device=None, # where the model runs; 'cuda' when available, else 'cpu'
-                       weights=None # the ImageNet weights file the cache was made with (cached mode); found offline when None
-                      )->tuple: # ({'mid': N x C, 'pooled': N x F} float32 numpy, N product ids): the training photos only
-    "The pooled prefix map and pooled body features of every training photo of `prepared`, with their product ids."
-    prepared = Path(prepared); _, size, cache_at = cache_settings(arch, size, cache_at)
-    rows = read_training(prepared)
-    learn, dev = np.flatnonzero(~rows.is_valid.to_numpy()), torch_device(device)
-    model = model.to(dev).eval()
-    if mode == 'cached':
-        feats = cache_features(prepared, arch, size, cache_at, 'plain', bs=bs, show_progress=False, weights=weights, device=device)
-        batches, start = (torch.from_numpy(np.asarray(feats[learn[i:i+bs]], np.float32)) for i in range(0, len(learn), bs)), cache_at
-    else:
-        dl = photo_dataloaders(prepared, arch, size, bs, augment=False, device=device).test_dl(rows.iloc[learn], bs=bs)
-        batches, start = (xb.as_subclass(torch.Tensor) for xb, in dl), 0
-    mid, pooled = [], []
-    with torch.inference_mode():
-        for x in batches:
-            m = model[0][start:cache_at](x.to(dev).contiguous(memory_format=torch.channels_last))
-            mid.append(_pool(m)); pooled.append(_pool(model[0][cache_at:](m)))
-    return {'mid': torch.cat(mid).numpy(), 'pooled': torch.cat(pooled).numpy()}, rows.product_id.iloc[learn].astype(str).to_numpy()
-
-def learn_model_whitening(prepared, # the prepared folder
-                          model, # the trained model
-                          mode:str='cached', # how it was trained: where the features come from
-                          arch:str=DEFAULT_ARCH, # a key of `BACKBONES`
-                          size:int|None=None, # input side
-                          cache_at:int|None=None, # body index of the cache point
-                          bs:int=64, # photos per batch
-                          device=None, # where the model runs
-                          weights=None # the ImageNet weights file the cache was made with
-                         ): # a `whitening.Whitening`, or None when no training product has two photos
-    "The whitening of `model`'s embedding, learned on the training photos of `prepared`; None (documented fallback: `pooled_category`) when there is nothing to learn."
-    _, size, cache_at = cache_settings(arch, size, cache_at)
-    blocks, products = whitening_features(prepared, model, mode, arch, size, cache_at, bs, device, weights)
-    if not pd.Series(products).duplicated().any(): return None
-    return learn_whitening(blocks, products, cache_at=cache_at)
 
 # %% ../nbs/07_photo_model.ipynb #d9b8e1b1
 def check_categories(rows:pd.DataFrame, # the training table: root_category, is_valid

@@ -16,7 +16,8 @@ from .prepare import prepared_photo_size, read_categories
 from .backbones import DEFAULT_ARCH, backbone
 from .model_folder import write_model, MODEL_FILES, SIDES
 from .evaluate import evaluate_predictions
-from .photo_model import Steps, train_cached, fit_photos, learn_model_whitening, check_training
+from .photo_model import Steps, train_cached, fit_photos, check_training
+from .whitening import learn_model_whitening
 from .fusion import train_listing_model
 
 # %% ../nbs/08_train.ipynb #f88f9345
