@@ -12,8 +12,9 @@ __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'MAX_PHOTOS', 'log', 'REQUEST_FIELDS', 'T
            'AddedProduct', 'SearchResults', 'ListingPrediction', 'SimilarProducts', 'json_value', 'product_answer',
            'results_answer', 'photo_parts', 'health', 'healthcheck', 'photo_answer', 'feature_embedding',
            'predict_category', 'how_many', 'check_counts', 'filters_match_nothing', 'similar_images', 'too_many_photos',
-           'upload_photos', 'predict_listing_category', 'search', 'product', 'product_similar', 'image', 'check_form',
-           'add_product', 'openapi_document', 'service_app', 'make_app', 'run']
+           'upload_photos', 'predict_listing_category', 'search', 'product', 'product_similar', 'RecommendRequest',
+           'Recommendations', 'recommend_endpoint', 'image', 'check_form', 'add_product', 'openapi_document',
+           'service_app', 'make_app', 'run']
 
 # %% ../nbs/15_api.ipynb #0e1f3e23
 import contextlib, hmac, logging, os, re, time, uuid
@@ -26,15 +27,16 @@ from fastcore.meta import delegates
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from .photos import PhotoError
 from .tables import ROOT_CATEGORIES
 from .store import new_listing, count_stored, FIELD_LIMITS
 from .predict import category_probabilities
 from .service import (Service, ServiceBusy, load_service, start_batcher, query_jpeg, embed_query,
                               similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing,
-                              search_listings, categorise_listing)
+                              search_listings, categorise_listing, recommend_listings)
 from .search import MAX_QUERY_CHARS
+from .rank import MAX_EXAMPLES, MAX_OFFSET
 
 # %% ../nbs/15_api.ipynb #cda221c8
 MB = 2**20
@@ -123,7 +125,7 @@ def body_limit(max_bytes:int # the largest photo accepted
 # %% ../nbs/15_api.ipynb #48391f6f
 log = logging.getLogger('fbm_rank.api')
 REQUEST_FIELDS = ('k', 'matches', 'category', 'min_price', 'max_price', 'q', 'title', 'name', 'price', 'location',
-                  'description', 'photos', 'image')
+                  'description', 'photos', 'image', 'positive', 'negative', 'offset')
 
 async def internal_error(request:Request, e:Exception)->JSONResponse:
     "A 500 with a request id; the exception goes to the log under the same id."
@@ -360,13 +362,14 @@ def predict_listing_category(title:Optional[str]=Form(None, description="the lis
 @router.get('/search', response_model=SearchResults, summary='The listings that match words (keywords and the text model)')
 def search(q:str=Query('', description=f'the words to search for; cut to {MAX_QUERY_CHARS} characters'),
            k:int=Query(10, ge=1, description='how many listings to return (1 to the service max_k)'),
+           offset:int=Query(0, ge=0, le=MAX_OFFSET, description='results to skip: a page (k=10, offset=10 is the second half of k=20)'),
            category:Category=Query(None, description='only listings of this root category'),
            min_price:Optional[float]=Query(None, ge=0, description='lowest price, in pounds'),
            max_price:Optional[float]=Query(None, ge=0, description='highest price, in pounds (below min_price: no results)'),
            svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     empty = filters_match_nothing(svc, category, min_price, max_price)
     if empty: category = min_price = max_price = None
-    with client_errors('query'): answer = search_listings(svc, _cut(q, MAX_QUERY_CHARS), k, category, min_price, max_price, limits.max_k)
+    with client_errors('query'): answer = search_listings(svc, _cut(q, MAX_QUERY_CHARS), k, category, min_price, max_price, limits.max_k, offset=offset)
     return {**answer, 'results': [] if empty else results_answer(answer['results'])}
 
 # %% ../nbs/15_api.ipynb #2714f444
@@ -377,12 +380,37 @@ def product(product_id:str, svc:Service=Depends(get_service)):
 @router.get('/products/{product_id}/similar', response_model=SimilarProducts, responses=NOT_FOUND,
             summary='The listings most similar to a listing (by its photos and text)')
 def product_similar(product_id:str, k:int=Query(10, ge=1, description='how many listings to return (1 to the service max_k)'),
+                    offset:int=Query(0, ge=0, le=MAX_OFFSET, description='results to skip: a page (k=10, offset=10 is the second half of k=20)'),
                     svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     with client_errors('query'):
-
         record = listing_record(svc, product_id)
-        results = similar_to_listing(svc, product_id, k, limits.max_k)
+        results = similar_to_listing(svc, product_id, k, limits.max_k, offset=offset)
     return dict(product=product_answer(record), results=results_answer(results))
+
+class RecommendRequest(BaseModel):
+    "Listings a person wants more of (`positive`) and does not want (`negative`), by product id, and the page wanted."
+    model_config = ConfigDict(extra='forbid')
+    positive: list[str] = Field(min_length=1, max_length=MAX_EXAMPLES, description='product ids of listings to find more like (at least one)')
+    negative: list[str] = Field([], max_length=MAX_EXAMPLES, description=f'product ids of listings not wanted (positive and negative: at most {MAX_EXAMPLES} in all)')
+    k: int = Field(10, ge=1, description='how many listings to return (1 to the service max_k)')
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description='results to skip: a page')
+    category: Category = Field(None, description='only listings of this root category')
+    min_price: Optional[float] = Field(None, ge=0, description='lowest price, in pounds')
+    max_price: Optional[float] = Field(None, ge=0, description='highest price, in pounds (below min_price: no results)')
+    explain: bool = Field(False, description="give each result `signals` (its score by ranking signal, adding up to `score`) and the positive `example` it owes most to")
+
+class Recommendations(BaseModel):
+    "The listings most like the positive examples and least like the negative ones, best first (never an example)."
+    results: list[SimilarListing]
+
+@router.post('/recommend', response_model=Recommendations, responses={400: _problem('The body is not JSON'), 404: _problem('A product id that is not in the catalogue')},
+             summary='More like these, not like that: listings from examples')
+def recommend_endpoint(request:RecommendRequest, svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
+    r = request
+    if filters_match_nothing(svc, r.category, r.min_price, r.max_price): return {'results': []}
+    with client_errors():
+        results = recommend_listings(svc, r.positive, r.negative, r.k, r.offset, r.category, r.min_price, r.max_price, limits.max_k, r.explain)
+    return {'results': results_answer(results)}
 
 @router.get('/images/{image_id}', response_class=Response, responses={**NOT_FOUND, 200: {'content': {'image/jpeg': {}}}},
             summary='A cleaned photo (square JPEG)')

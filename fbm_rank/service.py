@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'index_layer', 'decoded_pixels', 'clean_query', 'ServiceBusy', 'FeatureBatcher',
            'Service', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
-           'similar_to_listing', 'search_listings', 'categorise_listing', 'listing_record', 'photo_jpeg', 'add_listing']
+           'similar_to_listing', 'recommend_listings', 'search_listings', 'categorise_listing', 'listing_record',
+           'photo_jpeg', 'add_listing']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
 import io, queue, threading, time, uuid, warnings
@@ -22,7 +23,8 @@ from .model_folder import load_model, model_fingerprint
 from .predict import category_probabilities, ListingModel, listing_category
 from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
 from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
-from .rank import similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates
+from .rank import (similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates, listing_candidates,
+                           recommend, MAX_EXAMPLES)
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
 from .search import build_search, add_to_search, search_candidates, text_cosines, query_terms
@@ -264,36 +266,63 @@ def similar_to_photo(svc:Service, # from `load_service`
                      max_price:float=None, # highest price, in pounds
                      max_k:int=100, # the largest k allowed
                      q:str=None, # words beside the photo (a title): they join in when the service has a text model
-                     explain:bool=False # give each result its score broken down by ranking signal (`signals`)
+                     explain:bool=False, # give each result its score broken down by ranking signal (`signals`)
+                     offset:int=0 # results to skip (a page)
                     )->dict: # category, probabilities and results (best first)
     "The photo's category and the listings (marketplace and added) most like it, by the photo and any words beside it."
     cosine, text_probs = _text_query(svc, listing_text(q, None))
     if cosine is not None: probs = _probabilities(svc, text_probs, np.asarray(probs)[None])
     answer = category_probabilities(probs, svc.description['vocab'])
     if same_category: category = answer['category']
-    filters = dict(k=k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain)
+    filters = dict(k=k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain, offset=offset)
     with svc.lock:
         if cosine is None: results = similar_products(svc.index, svc.catalogue, vector[None], **filters)   # a photo alone: as it always ranked
         else: results = similar_listings(svc.index, svc.catalogue, vector[None], cosine, dict(zip(svc.description['vocab'], probs)), **filters)
     return {**answer, 'results': results}
 
+def _example(svc:Service, product_id:str):
+    "A listing of the catalogue as a query (`rank.Candidates` over the catalogue): its photos and its text, compared with every listing."
+    row = svc.catalogue.loc[product_id]
+    has_photos = bool((svc.index.id_arrays()[1] == product_id).any())
+    vectors = product_vectors(svc.index, product_id) if has_photos else None
+    cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
+    if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
+    probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
+    return listing_candidates(svc.index, svc.catalogue, vectors, cosine, probs)
+
 def similar_to_listing(svc:Service, # from `load_service`
                        product_id:str, # a listing of the catalogue
                        k:int=10, # listings to return
                        max_k:int=100, # the largest k allowed
-                       explain:bool=False # give each result its score broken down by ranking signal (`signals`)
+                       explain:bool=False, # give each result its score broken down by ranking signal (`signals`)
+                       offset:int=0 # results to skip (a page)
                       )->list: # result dicts, best first, without the listing itself
     "The listings most similar to a listing, by its photos and its text (photos only without a text model)."
     with svc.lock:
-        if svc.text_model is None: return similar_to_product(svc.index, svc.catalogue, product_id, k=k, max_k=max_k, explain=explain)
+        if svc.text_model is None: return similar_to_product(svc.index, svc.catalogue, product_id, k=k, max_k=max_k, explain=explain, offset=offset)
         if product_id not in svc.catalogue.index: raise KeyError(f'product {product_id!r} not found')
-        row = svc.catalogue.loc[product_id]
-        has_photos = bool((svc.index.id_arrays()[1] == product_id).any())
-        vectors = product_vectors(svc.index, product_id) if has_photos else None
-    cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
-    if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
-    probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
-    with svc.lock: return similar_listings(svc.index, svc.catalogue, vectors, cosine, probs, k=k, exclude_product=product_id, max_k=max_k, explain=explain)
+        return rank_candidates(_example(svc, product_id), svc.catalogue, k, exclude_product=product_id, max_k=max_k, explain=explain, offset=offset)
+
+def recommend_listings(svc:Service, # from `load_service`
+                       positive:list, # product ids of listings the person wants more of (at least one)
+                       negative:list=(), # product ids of listings they do not want
+                       k:int=10, # listings to return
+                       offset:int=0, # results to skip (a page)
+                       category:str=None, # only listings of this root category
+                       min_price:float=None, # lowest price, in pounds
+                       max_price:float=None, # highest price, in pounds
+                       max_k:int=100, # the largest k allowed
+                       explain:bool=False, # give each result its `signals` and the positive `example` it owes most to
+                       aggregate:str='mean' # how the positives combine (`rank.example_scores`)
+                      )->list: # result dicts, best first; never an example
+    "The listings most like the positive examples and least like the negative ones (`rank.recommend`); an id in both counts as both."
+    positive, negative = list(dict.fromkeys(map(str, positive))), list(dict.fromkeys(map(str, negative)))
+    if len(positive) + len(negative) > MAX_EXAMPLES: raise ValueError(f'positive: at most {MAX_EXAMPLES} examples with the negative ones, got {len(positive) + len(negative)}')
+    with svc.lock:
+        unknown = [p for p in positive + negative if p not in svc.catalogue.index]
+        if unknown: raise KeyError(f'unknown product(s): {unknown[:10]}')
+        return recommend(svc.catalogue, {p: _example(svc, p) for p in positive}, {n: _example(svc, n) for n in negative}, k, aggregate=aggregate,
+                         explain=explain, category=category, min_price=min_price, max_price=max_price, max_k=max_k, offset=offset)
 
 def _first_photos(svc:Service)->dict:
     "Each listing's first photo, the one a text result shows (kept until the photos change)."
@@ -308,14 +337,15 @@ def search_listings(svc:Service, # from `load_service`
                     min_price:float=None, # lowest price, in pounds
                     max_price:float=None, # highest price, in pounds
                     max_k:int=100, # the largest k allowed
-                    explain:bool=False # give each result its score broken down by ranking signal (`signals`)
+                    explain:bool=False, # give each result its score broken down by ranking signal (`signals`)
+                    offset:int=0 # results to skip (a page)
                    )->dict: # query (the words searched for) and results (best first)
     "The listings (marketplace and added) that match a text query: keywords and the text model, blended."
     terms = query_terms(q)
     with svc.lock:
         found = search_candidates(svc.search, q)
         found.image_ids = _first_photos(svc)
-        results = rank_candidates(found, svc.catalogue, k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain)
+        results = rank_candidates(found, svc.catalogue, k, category=category, min_price=min_price, max_price=max_price, max_k=max_k, explain=explain, offset=offset)
     return {'query': ' '.join(terms), 'results': results}
 
 def categorise_listing(svc:Service, # from `load_service`
