@@ -397,6 +397,7 @@ class RecommendRequest(BaseModel):
     category: Category = Field(None, description='only listings of this root category')
     min_price: Optional[float] = Field(None, ge=0, description='lowest price, in pounds')
     max_price: Optional[float] = Field(None, ge=0, description='highest price, in pounds (below min_price: no results)')
+    diversity: float = Field(0.0, ge=0, le=1, description='0: by score; up to 1: a page of different kinds of listing (maximal marginal relevance)')
     explain: bool = Field(False, description="give each result `signals` (its score by ranking signal, adding up to `score`) and the positive `example` it owes most to")
 
 class Recommendations(BaseModel):
@@ -409,7 +410,7 @@ def recommend_endpoint(request:RecommendRequest, svc:Service=Depends(get_service
     r = request
     if filters_match_nothing(svc, r.category, r.min_price, r.max_price): return {'results': []}
     with client_errors():
-        results = recommend_listings(svc, r.positive, r.negative, r.k, r.offset, r.category, r.min_price, r.max_price, limits.max_k, r.explain)
+        results = recommend_listings(svc, r.positive, r.negative, r.k, r.offset, r.category, r.min_price, r.max_price, limits.max_k, r.explain, diversity=r.diversity)
     return {'results': results_answer(results)}
 
 @router.get('/images/{image_id}', response_class=Response, responses={**NOT_FOUND, 200: {'content': {'image/jpeg': {}}}},

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['RESULT_FIELDS', 'MAX_OFFSET', 'SIGNALS', 'FUSION_WEIGHTS', 'RECOMMEND_AGGREGATES', 'MAX_EXAMPLES', 'id_set',
-           'neighbour_vote', 'Signal', 'signal_scores', 'Candidates', 'rank_candidates', 'product_photo_scores',
-           'similar_products', 'product_vectors', 'similar_to_product', 'fused_similarity', 'rank_scored',
-           'listing_candidates', 'similar_listings', 'example_scores', 'recommend', 'evaluate_retrieval',
+           'neighbour_vote', 'Signal', 'signal_scores', 'Candidates', 'mmr_order', 'rank_candidates',
+           'product_photo_scores', 'similar_products', 'product_vectors', 'similar_to_product', 'fused_similarity',
+           'rank_scored', 'listing_candidates', 'similar_listings', 'example_scores', 'recommend', 'evaluate_retrieval',
            'plot_similar_grid']
 
 # %% ../nbs/12_rank.ipynb #39a570c7
@@ -142,6 +142,7 @@ class Candidates:
     image_ids: dict = None # product_id -> the photo to show with it; None: none
     vector_of: Callable = None # product_id -> its matching photo's vector (or None), to collapse reposts; None: no collapsing
     weights: dict = None # the ranking's own weights (search's, say), over `FUSION_WEIGHTS` and under the caller's
+    similarity: Callable = None # product ids -> their pairwise similarity (n x n), for diverse pages; None: cannot diversify
     def __len__(self): return len(self.ids)
 
     def without(self, products:set # product ids to leave out
@@ -150,7 +151,7 @@ class Candidates:
         keep = ~self.ids.isin(list(products)) if products else np.ones(len(self.ids), bool)
         if keep.all(): return self
         cut = lambda v: np.asarray(v)[keep] if np.ndim(v) == 1 else np.atleast_2d(v)[:, keep]
-        return Candidates(self.ids[keep], {n: cut(v) for n, v in self.raw.items()}, self.image_ids, self.vector_of, self.weights)
+        return Candidates(self.ids[keep], {n: cut(v) for n, v in self.raw.items()}, self.image_ids, self.vector_of, self.weights, self.similarity)
 
 def _walk(scores:np.ndarray, ids:pd.Index, table:pd.DataFrame, k:int, categories:set, min_price, max_price, vector_of,
           dedup_threshold, cutoff:float=-np.inf)->tuple:
@@ -179,10 +180,28 @@ def _walk(scores:np.ndarray, ids:pd.Index, table:pd.DataFrame, k:int, categories
             if len(found) == k: return found, True
     return found, False
 
+def mmr_order(relevance:np.ndarray, # n relevance scores, best first or not
+              similarity:np.ndarray, # n x n similarity of the candidates to each other
+              n:int, # how many to choose
+              diversity:float # 0: by relevance alone ... 1: by dissimilarity to those chosen alone
+             )->list: # the positions chosen, in order
+    "Maximal marginal relevance: again and again the candidate with the best `(1 - diversity)*relevance - diversity*(its highest similarity to those chosen)`."
+    chosen, closest = [], np.zeros(len(relevance))
+    free = np.ones(len(relevance), bool)
+    while free.any() and len(chosen) < n:
+        gain = np.where(free, (1 - diversity)*np.asarray(relevance, float) - diversity*closest, -np.inf)
+        i = int(np.argmax(gain)); chosen.append(i); free[i] = False   # ties: the earlier candidate
+        closest = np.maximum(closest, similarity[i]) if len(chosen) > 1 else np.asarray(similarity[i], float)
+    return chosen
+
 def _results(ids:pd.Index, s:np.ndarray, parts:dict, table:pd.DataFrame, candidates:'Candidates', k:int, offset:int, explain:bool,
-             categories:set, min_price, max_price, dedup_threshold, cutoff:float=-np.inf, examples=None)->tuple:
+             categories:set, min_price, max_price, dedup_threshold, cutoff:float=-np.inf, examples=None, diversity:float=0.0)->tuple:
     "(results offset .. offset+k of the scores `s` (1 x N), found with certainty?): the one cut, with each result's signals when `explain`."
-    found, complete = _walk(s[0], ids, table, k + offset, categories, min_price, max_price, candidates.vector_of, dedup_threshold, cutoff)
+    wanted = k + offset if not diversity else max(4*(k + offset), 50)   # diverse pages choose among more
+    found, complete = _walk(s[0], ids, table, wanted, categories, min_price, max_price, candidates.vector_of, dedup_threshold, cutoff)
+    if diversity:
+        order = mmr_order(s[0, [i for i, _ in found]], candidates.similarity([ids[i] for i, _ in found]), k + offset, diversity)
+        found = [found[j] for j in order]
     found = found[offset:]
     rows = [row for _, row in found]
     fields = {f: table[f].iloc[rows].tolist() for f in ('name', 'price', 'location', 'root_category')}   # k rows only
@@ -195,15 +214,22 @@ def _results(ids:pd.Index, s:np.ndarray, parts:dict, table:pd.DataFrame, candida
         if explain and examples is not None: results[-1]['example'] = examples[i]
     return results, complete
 
+def _check_diversity(diversity, candidates:Candidates)->float:
+    if isinstance(diversity, bool) or not isinstance(diversity, (int, float, np.number)) or not 0 <= diversity <= 1:
+        raise ValueError(f'diversity must be a number from 0 to 1, got {diversity!r}')
+    if diversity and candidates.similarity is None: raise ValueError('diversity: this ranking cannot compare its candidates with each other')
+    return float(diversity)
+
 def _rank(candidates:Candidates, table:pd.DataFrame, k:int=10, weights:dict=None, explain:bool=False, exclude_product=None,
           category=None, min_price:float=None, max_price:float=None, max_k:int=100, dedup_threshold:float=0.98,
-          cutoff:float=-np.inf, offset:int=0)->tuple:
+          cutoff:float=-np.inf, offset:int=0, diversity:float=0.0)->tuple:
     "(results, k found with certainty?): candidates -> signals -> weighted sum -> filter, de-duplicate and cut."
     categories = _check_request(table, k, max_k, category, min_price, max_price, offset)
+    diversity = _check_diversity(diversity, candidates)
     candidates = candidates.without(id_set(exclude_product))
     if not len(candidates): return [], cutoff == -np.inf
     s, parts = signal_scores(candidates.raw, {**(candidates.weights or {}), **(weights or {})})
-    return _results(candidates.ids, s, parts, table, candidates, k, offset, explain, categories, min_price, max_price, dedup_threshold, cutoff)
+    return _results(candidates.ids, s, parts, table, candidates, k, offset, explain, categories, min_price, max_price, dedup_threshold, cutoff, diversity=diversity)
 
 def rank_candidates(candidates:Candidates, # the products considered, with their raw signals
                     catalogue:pd.DataFrame, # listings by product_id (`index.catalogue_table`)
@@ -216,10 +242,11 @@ def rank_candidates(candidates:Candidates, # the products considered, with their
                     max_price:float=None, # keep only listings priced at most this
                     max_k:int=100, # the largest k allowed
                     dedup_threshold:float=0.98, # collapse products whose matching photos are closer than this (None: never)
-                    offset:int=0 # results to skip: a page (k=10, offset=10 is the second half of k=20)
+                    offset:int=0, # results to skip: a page (k=10, offset=10 is the second half of k=20)
+                    diversity:float=0.0 # 0: by score; up to 1: maximal marginal relevance over the candidates' `similarity`
                    )->list: # up to k `RESULT_FIELDS` dicts, best first
     "The one ranking path: candidates -> signals -> weighted sum -> filters, de-duplication and the cut to `k`."
-    return _rank(candidates, catalogue, k, weights, explain, exclude_product, category, min_price, max_price, max_k, dedup_threshold, offset=offset)[0]
+    return _rank(candidates, catalogue, k, weights, explain, exclude_product, category, min_price, max_price, max_k, dedup_threshold, offset=offset, diversity=diversity)[0]
 
 # %% ../nbs/12_rank.ipynb #c3e2a7f3
 def product_photo_scores(index:ImageIndex, # the photo index
@@ -401,7 +428,8 @@ def recommend(catalogue, # the listings ranked, by product_id (DataFrame, prepar
               max_price:float=None, # keep only listings priced at most this
               max_k:int=100, # the largest k allowed
               offset:int=0, # results to skip (a page)
-              dedup_threshold:float=0.98 # collapse reposts of one picture (None: never)
+              dedup_threshold:float=0.98, # collapse reposts of one picture (None: never)
+              diversity:float=0.0 # 0: by score; up to 1: maximal marginal relevance (`mmr_order`)
              )->list: # up to k result dicts, best first
     "The `k` listings most like the positive examples and least like the negative ones."
     table, negative = _catalogue(catalogue), negative or {}
@@ -410,11 +438,12 @@ def recommend(catalogue, # the listings ranked, by product_id (DataFrame, prepar
     if len(positive) + len(negative) > MAX_EXAMPLES: raise ValueError(f'at most {MAX_EXAMPLES} examples, got {len(positive) + len(negative)}')
     ids = [str(p) for p in list(positive) + list(negative)]
     examples = [c.without(set(ids) | id_set(exclude_product)) for c in list(positive.values()) + list(negative.values())]
+    diversity = _check_diversity(diversity, examples[0])
     if not len(examples[0]): return []
     s, parts, best = example_scores(examples, len(positive), weights, aggregate)
     shown = next((e for e in examples[:len(positive)] if e.vector_of is not None), examples[0])   # its photos: repost collapse
     return _results(examples[0].ids, s, parts, table, shown, k, offset, explain, categories, min_price, max_price, dedup_threshold,
-                    examples=np.array(ids[:len(positive)], dtype=object)[best])[0]
+                    examples=np.array(ids[:len(positive)], dtype=object)[best], diversity=diversity)[0]
 
 # %% ../nbs/12_rank.ipynb #7bb451de
 def _training_table(training):

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MAX_QUERY_CHARS', 'MAX_QUERY_TERMS', 'SEARCH_WEIGHTS', 'query_terms', 'match_expression', 'ListingSearch',
            'new_search', 'search_ids', 'add_to_search', 'build_search', 'keyword_scores', 'search_candidates',
-           'search_scores', 'text_cosines']
+           'search_scores', 'text_vectors', 'text_cosines']
 
 # %% ../nbs/13a_search.ipynb #5ba853dd
 import re, sqlite3, threading
@@ -178,6 +178,12 @@ def search_scores(search:ListingSearch, # from `build_search`
     s = signal_scores(found.raw, found.weights)[0][0]
     order = np.argsort(-s, kind='stable')
     return pd.Series(s[order], index=found.ids[order], dtype=float)
+
+def text_vectors(search:ListingSearch, # from `build_search`, with a text model
+                 product_ids:list # listings of the table
+                )->np.ndarray: # their text embeddings, one row each
+    "The text embeddings of some listings of the table."
+    with search.lock: return search.embeddings[[search.rows[str(p)] for p in product_ids]]
 
 def text_cosines(search:ListingSearch, # from `build_search`, with a text model
                  embedding:np.ndarray # a unit text embedding (`TextModel.query`)

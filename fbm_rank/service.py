@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'index_layer', 'decoded_pixels', 'clean_query', 'ServiceBusy', 'FeatureBatcher',
            'Service', 'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo',
-           'similar_to_listing', 'recommend_listings', 'search_listings', 'categorise_listing', 'listing_record',
-           'photo_jpeg', 'add_listing']
+           'listing_similarity', 'similar_to_listing', 'recommend_listings', 'search_listings', 'categorise_listing',
+           'listing_record', 'photo_jpeg', 'add_listing']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
 import io, queue, threading, time, uuid, warnings
+from functools import partial
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,10 @@ from .predict import category_probabilities, ListingModel, listing_category
 from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
 from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
 from .rank import (similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates, listing_candidates,
-                           recommend, MAX_EXAMPLES)
+                           recommend, fused_similarity, MAX_EXAMPLES)
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
-from .search import build_search, add_to_search, search_candidates, text_cosines, query_terms
+from .search import build_search, add_to_search, search_candidates, text_cosines, text_vectors, query_terms
 from .store import (open_store, store_listing, remove_listing, stored_listings, stored_jpeg, is_stored,
                             store_setting, set_store_setting, reembed_photos, is_read_only, store_path, StoreError)
 from .prepare import read_photos
@@ -280,6 +281,28 @@ def similar_to_photo(svc:Service, # from `load_service`
         else: results = similar_listings(svc.index, svc.catalogue, vector[None], cosine, dict(zip(svc.description['vocab'], probs)), **filters)
     return {**answer, 'results': results}
 
+def _photo_pairs(svc:Service, product_ids:list)->np.ndarray:
+    "n x n: the best photo pair of each two listings (NaN where one has no photo)."
+    owners = svc.index.id_arrays()[1]
+    rows = [np.flatnonzero(owners == p) for p in product_ids]
+    has = [i for i, r in enumerate(rows) if len(r)]
+    out = np.full((len(product_ids), len(product_ids)), np.nan)
+    if not has: return out
+    v = np.stack([svc.index.faiss_index.reconstruct(int(r)) for i in has for r in rows[i]])
+    who = np.repeat(np.arange(len(has)), [len(rows[i]) for i in has])
+    starts = np.r_[0, np.flatnonzero(np.diff(who)) + 1]
+    best = np.maximum.reduceat(np.maximum.reduceat(v @ v.T, starts, axis=0), starts, axis=1)
+    out[np.ix_(has, has)] = best
+    return out
+
+def listing_similarity(svc:Service, # from `load_service`
+                       product_ids:list # listings of the catalogue
+                      )->np.ndarray: # n x n, higher is more alike
+    "How alike listings are to each other, by photos and text fused as similar listings are (without the query's category and vote)."
+    product_ids = [str(p) for p in product_ids]
+    text = None if svc.text_model is None else (lambda e: e @ e.T)(text_vectors(svc.search, product_ids))
+    return fused_similarity(_photo_pairs(svc, product_ids), text, weights={'category': 0, 'vote': 0})
+
 def _example(svc:Service, product_id:str):
     "A listing of the catalogue as a query (`rank.Candidates` over the catalogue): its photos and its text, compared with every listing."
     row = svc.catalogue.loc[product_id]
@@ -288,7 +311,9 @@ def _example(svc:Service, product_id:str):
     cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
     if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
     probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
-    return listing_candidates(svc.index, svc.catalogue, vectors, cosine, probs)
+    found = listing_candidates(svc.index, svc.catalogue, vectors, cosine, probs)
+    found.similarity = partial(listing_similarity, svc)   # diverse pages compare the candidates with each other
+    return found
 
 def similar_to_listing(svc:Service, # from `load_service`
                        product_id:str, # a listing of the catalogue
@@ -313,7 +338,8 @@ def recommend_listings(svc:Service, # from `load_service`
                        max_price:float=None, # highest price, in pounds
                        max_k:int=100, # the largest k allowed
                        explain:bool=False, # give each result its `signals` and the positive `example` it owes most to
-                       aggregate:str='mean' # how the positives combine (`rank.example_scores`)
+                       aggregate:str='mean', # how the positives combine (`rank.example_scores`)
+                       diversity:float=0.0 # 0: by score; up to 1: diverse pages (maximal marginal relevance)
                       )->list: # result dicts, best first; never an example
     "The listings most like the positive examples and least like the negative ones (`rank.recommend`); an id in both counts as both."
     positive, negative = list(dict.fromkeys(map(str, positive))), list(dict.fromkeys(map(str, negative)))
@@ -322,7 +348,7 @@ def recommend_listings(svc:Service, # from `load_service`
         unknown = [p for p in positive + negative if p not in svc.catalogue.index]
         if unknown: raise KeyError(f'unknown product(s): {unknown[:10]}')
         return recommend(svc.catalogue, {p: _example(svc, p) for p in positive}, {n: _example(svc, n) for n in negative}, k, aggregate=aggregate,
-                         explain=explain, category=category, min_price=min_price, max_price=max_price, max_k=max_k, offset=offset)
+                         explain=explain, category=category, min_price=min_price, max_price=max_price, max_k=max_k, offset=offset, diversity=diversity)
 
 def _first_photos(svc:Service)->dict:
     "Each listing's first photo, the one a text result shows (kept until the photos change)."
