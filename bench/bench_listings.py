@@ -33,14 +33,7 @@ from fbm_rank.text import text_listings, train_text_model, load_text_model
 from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_candidates
 from fbm_rank.search import build_search, search_candidates, SEARCH_WEIGHTS
 from fbm_rank.index import catalogue_table
-from common import REAL, Timer, load, real_prepared, score_precision
-
-def product_photo_matrix(v, codes, q, t):
-    "Best photo-pair cosine of query products `q` against candidate products `t` (codes: product of each photo row, sorted)."
-    qi, ti = np.flatnonzero(np.isin(codes, q)), np.flatnonzero(np.isin(codes, t))
-    s = v[qi] @ v[ti].T
-    s = np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[ti])) + 1], axis=1)
-    return np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[qi])) + 1], axis=0)
+from common import REAL, Timer, load, real_prepared, score_precision, product_photo_matrix
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])

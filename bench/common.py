@@ -102,3 +102,10 @@ def score_precision(scores:np.ndarray, # queries x candidates, higher is more si
     ids = np.arange(n) if candidate_ids is None else np.asarray(candidate_ids)
     return round(precision_at_k(np.asarray(scores, np.float32), np.asarray(query_labels), np.eye(n, dtype=np.float32),
                                 np.asarray(candidate_labels), ids, k, query_ids), 4)
+
+def product_photo_matrix(v, codes, q, t):
+    "Best photo-pair cosine of query products `q` against candidate products `t` (codes: product of each photo row, sorted)."
+    qi, ti = np.flatnonzero(np.isin(codes, q)), np.flatnonzero(np.isin(codes, t))
+    s = v[qi] @ v[ti].T
+    s = np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[ti])) + 1], axis=1)
+    return np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[qi])) + 1], axis=0)

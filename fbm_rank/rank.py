@@ -399,16 +399,20 @@ MAX_EXAMPLES = 50 # most examples (positive and negative) one recommendation tak
 def example_scores(examples:list, # per example, its `Candidates` over the same products (`listing_candidates`), positives first
                    n_positive:int, # how many of `examples` are positive
                    weights:dict=None, # any of `FUSION_WEIGHTS`' keys replaces the default
-                   aggregate:str='mean' # 'mean' of the positives' scores, or each candidate's 'best' positive
+                   aggregate:str='mean', # 'mean' of the positives' scores, or each candidate's 'best' positive
+                   positive_weights=None # a weight per positive (e.g. fading with age); None: equal
                   )->tuple: # (1 x N scores, {signal: 1 x N part}, for each candidate the row of the positive it owes most to)
     "The scores of candidates for several examples: each example's fused score, the positives' aggregated, the negatives' subtracted."
     if aggregate not in RECOMMEND_AGGREGATES: raise ValueError(f"unknown aggregate {aggregate!r}: use {' or '.join(map(repr, RECOMMEND_AGGREGATES))}")
     w = {**FUSION_WEIGHTS, **(weights or {})}
     scored = [signal_scores(e.raw, {**(e.weights or {}), **(weights or {})}) for e in examples]
     stack = lambda name, rows: np.vstack([p.get(name, np.zeros_like(t)) for t, p in rows])
-    best = np.vstack([t for t, _ in scored[:n_positive]]).argmax(0)
+    pw = np.ones(n_positive) if positive_weights is None else np.asarray(positive_weights, dtype=float)
+    if pw.shape != (n_positive,) or not np.isfinite(pw).all() or (pw < 0).any() or not pw.sum() > 0:
+        raise ValueError(f'positive_weights: {n_positive} finite weights of at least 0, not all 0, are needed')
+    best = (np.vstack([t for t, _ in scored[:n_positive]])*pw[:, None]).argmax(0)
     names = [n for n in SIGNALS if any(n in p for _, p in scored[:n_positive])]
-    pick = (lambda a: a.mean(0, keepdims=True)) if aggregate == 'mean' else (lambda a: np.take_along_axis(a, best[None], 0))
+    pick = (lambda a: ((pw/pw.sum()) @ a)[None]) if aggregate == 'mean' else (lambda a: np.take_along_axis(a, best[None], 0))
     parts = {n: pick(stack(n, scored[:n_positive])) for n in names}
     if len(scored) > n_positive and w['negative']:
         against = np.vstack([t for t, _ in scored[n_positive:]]).mean(0, keepdims=True)
@@ -429,7 +433,8 @@ def recommend(catalogue, # the listings ranked, by product_id (DataFrame, prepar
               max_k:int=100, # the largest k allowed
               offset:int=0, # results to skip (a page)
               dedup_threshold:float=0.98, # collapse reposts of one picture (None: never)
-              diversity:float=0.0 # 0: by score; up to 1: maximal marginal relevance (`mmr_order`)
+              diversity:float=0.0, # 0: by score; up to 1: maximal marginal relevance (`mmr_order`)
+              positive_weights=None # a weight per positive example, in `positive`'s order; None: equal
              )->list: # up to k result dicts, best first
     "The `k` listings most like the positive examples and least like the negative ones."
     table, negative = _catalogue(catalogue), negative or {}
@@ -440,7 +445,7 @@ def recommend(catalogue, # the listings ranked, by product_id (DataFrame, prepar
     examples = [c.without(set(ids) | id_set(exclude_product)) for c in list(positive.values()) + list(negative.values())]
     diversity = _check_diversity(diversity, examples[0])
     if not len(examples[0]): return []
-    s, parts, best = example_scores(examples, len(positive), weights, aggregate)
+    s, parts, best = example_scores(examples, len(positive), weights, aggregate, positive_weights)
     shown = next((e for e in examples[:len(positive)] if e.vector_of is not None), examples[0])   # its photos: repost collapse
     return _results(examples[0].ids, s, parts, table, shown, k, offset, explain, categories, min_price, max_price, dedup_threshold,
                     examples=np.array(ids[:len(positive)], dtype=object)[best], diversity=diversity)[0]

@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Recommendations from examples on the real marketplace data: sessions of validation listings, measured as the issue asks.
+
+A session is 3 validation listings of one `Root / Sub` category (products no model saw) as positives; the candidates
+are the training listings. Every figure goes through fbm_rank.rank's own code (`example_scores`, `signal_scores`,
+`mmr_order`) on the same per-listing signals as bench_listings (best photo pair, text cosine, the text model's category
+probability, the vote), so it measures what `POST /recommend` ranks by:
+  - P@10 by sub-category of the recommendation (aggregate `mean` and `best`), against one listing's similar listings
+    (the session's first listing alone) in the same run;
+  - negatives: the share of a sibling sub-category (same root) in the top 10, without and with 2 of its validation
+    listings as negatives;
+  - diversity: P@10 and the number of distinct sub-categories in the top 10 as `diversity` goes from 0 to 1
+    (maximal marginal relevance over the top 50, candidates compared by their fused photo and text similarity);
+  - with --model: `service.recommend_listings` latency p50/p99 over the whole catalogue (an index built from --emb).
+Each figure is printed with the load average.
+
+    .venv/bin/python bench/bench_recommend.py --emb ~/.cache/fbm_rank/real/rank/emb --text ~/.cache/fbm_rank/real/rank/model/text
+    .venv/bin/python bench/bench_recommend.py --emb EMB --model MODEL --plot recommend.png   # latency too, and the diversity plot
+"""
+import argparse, tempfile, time
+from pathlib import Path
+import numpy as np, pandas as pd
+from fbm_rank.labels import CategoryEncoder
+from fbm_rank.embed import read_embeddings
+from fbm_rank.text import text_listings, train_text_model, load_text_model
+from fbm_rank.rank import Candidates, signal_scores, example_scores, mmr_order, fused_similarity, FUSION_WEIGHTS
+from common import REAL, Timer, load, real_prepared, product_photo_matrix
+
+def sessions(sub:np.ndarray, valid_rows:np.ndarray, n:int, size:int=3, seed:int=0)->list:
+    "Up to `n` sessions of `size` validation rows sharing a sub-category, drawn evenly over the sub-categories that have enough."
+    rng, groups = np.random.default_rng(seed), pd.Series(valid_rows).groupby(sub[valid_rows])
+    pools = [g.to_numpy() for _, g in groups if len(g) >= size + 1]
+    return [rng.choice(pools[i % len(pools)], size, replace=False) for i in rng.permutation(max(n, len(pools)))[:n]]
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--emb', type=Path, required=True, help='photo embedding folder (`fbm_rank embed`)')
+    p.add_argument('--text', type=Path, help='a saved text model folder; trained when absent (with --model: MODEL/text)')
+    p.add_argument('--model', type=Path, help='the model folder: also time `service.recommend_listings` over the catalogue')
+    p.add_argument('--work', type=Path, default=REAL)
+    p.add_argument('--sessions', type=int, default=300)
+    p.add_argument('--plot', type=Path, help='save the diversity plot (P@10 against distinct sub-categories) here')
+    a = p.parse_args()
+    prepared = real_prepared(a.work/'prepared')
+    listings = text_listings(prepared)
+    text_dir = a.text or (a.model/'text' if a.model else None)
+    model = load_text_model(text_dir) if text_dir else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'))
+    v, ids, _ = read_embeddings(a.emb)
+    keep = ids.product_id.isin(listings.product_id).to_numpy()
+    prods = ids.product_id[keep].drop_duplicates().to_numpy()
+    order = np.argsort(pd.Categorical(ids.product_id[keep], categories=prods).codes, kind='stable')
+    v, codes = v[keep][order], pd.Categorical(ids.product_id[keep], categories=prods).codes[order]
+    L = listings.set_index('product_id').loc[prods]
+    valid, root, sub = L.is_valid.to_numpy(), L.root_category.to_numpy(), L.sub_category.to_numpy()
+    T, probs = model.embed(L.text), model.predict_proba(L.text)
+    col = {c: i for i, c in enumerate(model.vocab)}
+    vi, ti = np.flatnonzero(valid), np.flatnonzero(~valid)
+    with Timer() as t:
+        P, X, C = product_photo_matrix(v, codes, vi, ti), T[vi] @ T[ti].T, probs[vi][:, [col[c] for c in root[ti]]]
+    row = {q: i for i, q in enumerate(vi)}
+    cand_ids, cand_sub = pd.Index(prods[ti]), sub[ti]
+    example = lambda q: Candidates(cand_ids, {'photo': P[row[q]][None], 'text': X[row[q]][None], 'category': C[row[q]][None], 'vote': cand_sub})
+    top10 = lambda s: np.argsort(-s, kind='stable')[:10]
+    S = sessions(sub, vi, a.sessions)
+    print(f'{len(S)} sessions of 3 validation listings (of {len(vi)}) over {len(ti)} training listings; signals in {t.seconds:.1f} s; load {load()}', flush=True)
+
+    # P@10 by sub-category: one listing's similar listings against the session's recommendations
+    rows = {'one listing (similar)': [], 'recommend (mean)': [], 'recommend (best)': []}
+    for q in S:
+        rows['one listing (similar)'].append(np.mean(cand_sub[top10(signal_scores(example(q[0]).raw)[0][0])] == sub[q[0]]))
+        for how in ('mean', 'best'):
+            s = example_scores([example(x) for x in q], len(q), aggregate=how)[0][0]
+            rows[f'recommend ({how})'].append(np.mean(cand_sub[top10(s)] == sub[q[0]]))
+    print(f"{'ranking':24s} sub_p@10")
+    for name, hits in rows.items(): print(f'{name:24s} {np.mean(hits):8.4f}  load {load()}', flush=True)
+
+    # negatives: a sibling sub-category's share of the top 10, without and with 2 of its listings as negatives
+    shares = []
+    for i, q in enumerate(S):
+        siblings = vi[(root[vi] == root[q[0]]) & (sub[vi] != sub[q[0]])]
+        if not len(siblings): continue
+        by_sub = pd.Series(siblings).groupby(sub[siblings]).apply(list)
+        by_sub = by_sub[by_sub.map(len) >= 2]
+        if not len(by_sub): continue
+        sib = by_sub.index[i % len(by_sub)]
+        neg = by_sub[sib][:2]
+        plain = example_scores([example(x) for x in q], len(q))[0][0]
+        pushed = example_scores([example(x) for x in list(q) + list(neg)], len(q))[0][0]
+        shares.append((np.mean(cand_sub[top10(plain)] == sib), np.mean(cand_sub[top10(pushed)] == sib)))
+    shares = np.array(shares)
+    print(f'negatives ({len(shares)} sessions with a sibling sub-category, negative weight {FUSION_WEIGHTS["negative"]}): sibling share of the '
+          f'top 10 {shares[:, 0].mean():.4f} without, {shares[:, 1].mean():.4f} with 2 of its listings as negatives; load {load()}', flush=True)
+
+    # diversity: maximal marginal relevance over the top 50, the candidates compared by photos and text fused
+    with Timer() as t: PT = product_photo_matrix(v, codes, ti, ti)
+    XT = T[ti] @ T[ti].T
+    curve = []
+    for d in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        p10, kinds = [], []
+        for q in S:
+            s = example_scores([example(x) for x in q], len(q))[0][0]
+            top = np.argsort(-s, kind='stable')[:50]
+            pick = top[mmr_order(s[top], fused_similarity(PT[np.ix_(top, top)], XT[np.ix_(top, top)], weights={'category': 0, 'vote': 0}), 10, d)]
+            p10.append(np.mean(cand_sub[pick] == sub[q[0]])); kinds.append(len(set(cand_sub[pick])))
+        curve.append((d, np.mean(p10), np.mean(kinds)))
+        print(f'diversity {d:.1f}: sub_p@10 {np.mean(p10):.4f}, distinct sub-categories in the top 10 {np.mean(kinds):.2f}; load {load()}', flush=True)
+    if a.plot:
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(5, 3.5)); ax = fig.subplots()
+        ax.plot([c[2] for c in curve], [c[1] for c in curve], 'o-')
+        for d, pr, kd in curve: ax.annotate(f'{d:.1f}', (kd, pr), textcoords='offset points', xytext=(4, 4), fontsize=8)
+        ax.set_xlabel('distinct sub-categories in the top 10'); ax.set_ylabel('P@10 by sub-category'); ax.set_title('recommendations: diversity 0 to 1')
+        fig.tight_layout(); fig.savefig(a.plot, dpi=100); print(f'plot saved to {a.plot}')
+
+    if a.model is None: return
+    from fbm_rank.index import build_index_from
+    from fbm_rank.service import load_service, recommend_listings
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index_from([a.emb], Path(tmp)/'index', catalogue=prepared)
+        svc = load_service(a.model, Path(tmp)/'index', prepared, create_store=False, runtime='torch')
+        times = []
+        for q in S[:100]:
+            t0 = time.perf_counter(); recommend_listings(svc, list(prods[q]), k=10); times.append((time.perf_counter() - t0)*1000)
+        print(f'service.recommend_listings, 3 positives over {len(svc.catalogue)} listings: p50 {np.percentile(times, 50):.1f} ms, '
+              f'p99 {np.percentile(times, 99):.1f} ms ({len(times)} requests); load {load()}', flush=True)
+
+if __name__ == '__main__': main()
