@@ -13,8 +13,9 @@ __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'MAX_PHOTOS', 'log', 'REQUEST_FIELDS', 'T
            'results_answer', 'photo_parts', 'health', 'healthcheck', 'photo_answer', 'feature_embedding',
            'predict_category', 'how_many', 'check_counts', 'filters_match_nothing', 'similar_images', 'too_many_photos',
            'upload_photos', 'predict_listing_category', 'search', 'product', 'product_similar', 'RecommendRequest',
-           'Recommendations', 'recommend_endpoint', 'image', 'check_form', 'add_product', 'openapi_document',
-           'service_app', 'make_app', 'run']
+           'Recommendations', 'recommend_endpoint', 'Event', 'event', 'people_recommendations',
+           'forget_person_endpoint', 'image', 'check_form', 'add_product', 'openapi_document', 'service_app',
+           'make_app', 'run']
 
 # %% ../nbs/15_api.ipynb #0e1f3e23
 import contextlib, hmac, logging, os, re, time, uuid
@@ -24,7 +25,7 @@ from typing import Literal, Optional
 from dataclasses import dataclass
 import numpy as np, pandas as pd
 from fastcore.meta import delegates
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile, Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,9 +35,11 @@ from .store import new_listing, count_stored, FIELD_LIMITS
 from .predict import category_probabilities
 from .service import (Service, ServiceBusy, load_service, start_batcher, query_jpeg, embed_query,
                               similar_to_photo, similar_to_listing, listing_record, photo_jpeg, add_listing,
-                              search_listings, categorise_listing, recommend_listings)
+                              search_listings, categorise_listing, recommend_listings,
+                              record_listing_event, person_recommendations, forget)
 from .search import MAX_QUERY_CHARS
 from .rank import MAX_EXAMPLES, MAX_OFFSET
+from .store import EVENT_KINDS, MAX_ID_CHARS
 
 # %% ../nbs/15_api.ipynb #cda221c8
 MB = 2**20
@@ -125,7 +128,7 @@ def body_limit(max_bytes:int # the largest photo accepted
 # %% ../nbs/15_api.ipynb #48391f6f
 log = logging.getLogger('fbm_rank.api')
 REQUEST_FIELDS = ('k', 'matches', 'category', 'min_price', 'max_price', 'q', 'title', 'name', 'price', 'location',
-                  'description', 'photos', 'image', 'positive', 'negative', 'offset')
+                  'description', 'photos', 'image', 'positive', 'negative', 'offset', 'person', 'product_id', 'kind')
 
 async def internal_error(request:Request, e:Exception)->JSONResponse:
     "A 500 with a request id; the exception goes to the log under the same id."
@@ -412,6 +415,33 @@ def recommend_endpoint(request:RecommendRequest, svc:Service=Depends(get_service
     with client_errors():
         results = recommend_listings(svc, r.positive, r.negative, r.k, r.offset, r.category, r.min_price, r.max_price, limits.max_k, r.explain, diversity=r.diversity)
     return {'results': results_answer(results)}
+
+class Event(BaseModel):
+    "What a person (an id the client makes up) did to a listing."
+    model_config = ConfigDict(extra='forbid')
+    person: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r'[^\s\x00-\x1f\x7f-\x9f]', description='the person: an opaque id the client keeps (the web page: one per browser)')
+    product_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description='a listing of the catalogue')
+    kind: Literal[EVENT_KINDS] = Field(description='view and save: more like it; hide: never again')
+
+@router.post('/events', response_model=Event, status_code=201, dependencies=[Depends(require_token)],
+             responses={400: _problem('The body is not JSON'), 401: _problem('The service needs a bearer token for writes')},
+             summary="Record what a person did to a listing (for their recommendations)")
+def event(e:Event, svc:Service=Depends(get_service)):
+    with client_errors(): record_listing_event(svc, e.person, e.product_id, e.kind)
+    return e
+
+@router.get('/people/{person}/recommendations', response_model=Recommendations, summary="Recommendations from a person's recent events")
+def people_recommendations(person:str=PathParam(max_length=MAX_ID_CHARS, description='the person'),
+                           k:int=Query(10, ge=1, description='how many listings to return (1 to the service max_k)'),
+                           offset:int=Query(0, ge=0, le=MAX_OFFSET, description='results to skip: a page'),
+                           svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
+    with client_errors('query'): return {'results': results_answer(person_recommendations(svc, person, k, offset, max_k=limits.max_k))}
+
+@router.delete('/people/{person}', status_code=204, response_class=Response, dependencies=[Depends(require_token)],
+               responses={401: _problem('The service needs a bearer token for writes')}, summary='Forget every event of a person')
+def forget_person_endpoint(person:str=PathParam(max_length=MAX_ID_CHARS, description='the person'), svc:Service=Depends(get_service)):
+    forget(svc, person)
+    return Response(status_code=204)
 
 @router.get('/images/{image_id}', response_class=Response, responses={**NOT_FOUND, 200: {'content': {'image/jpeg': {}}}},
             summary='A cleaned photo (square JPEG)')

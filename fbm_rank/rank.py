@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['RESULT_FIELDS', 'MAX_OFFSET', 'SIGNALS', 'FUSION_WEIGHTS', 'RECOMMEND_AGGREGATES', 'MAX_EXAMPLES', 'id_set',
-           'neighbour_vote', 'Signal', 'signal_scores', 'Candidates', 'mmr_order', 'rank_candidates',
+           'check_page', 'neighbour_vote', 'Signal', 'signal_scores', 'Candidates', 'mmr_order', 'rank_candidates',
            'product_photo_scores', 'similar_products', 'product_vectors', 'similar_to_product', 'fused_similarity',
            'rank_scored', 'listing_candidates', 'similar_listings', 'example_scores', 'recommend', 'evaluate_retrieval',
            'plot_similar_grid']
@@ -44,11 +44,18 @@ def _check_k(k, max_k):
 
 MAX_OFFSET = 1000 # the deepest page a ranking goes to: offset + k at most this plus max_k
 
-def _check_request(table, k, max_k, category, min_price, max_price, offset=0):
-    "The checks every ranking makes of its request; the categories asked for, as a set."
+def check_page(k, # results asked for
+               max_k:int=100, # the largest k allowed
+               offset=0 # results to skip
+              ):
+    "Refuse a page no ranking answers: `k` outside 1..max_k, `offset` outside 0..MAX_OFFSET."
     _check_k(k, max_k)
     if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or not 0 <= offset <= MAX_OFFSET:
         raise ValueError(f"offset must be a whole number from 0 to {MAX_OFFSET}, got {offset!r}")
+
+def _check_request(table, k, max_k, category, min_price, max_price, offset=0):
+    "The checks every ranking makes of its request; the categories asked for, as a set."
+    check_page(k, max_k, offset)
     categories = id_set(category)
     if categories:
         known = set(table.root_category.dropna().astype(str))

@@ -26,7 +26,7 @@ from .predict import category_probabilities, ListingModel, listing_category
 from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
 from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
 from .rank import (similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates, listing_candidates,
-                           recommend, fused_similarity, MAX_EXAMPLES)
+                           recommend, fused_similarity, check_page, MAX_EXAMPLES)
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
 from .search import build_search, add_to_search, search_candidates, text_cosines, text_vectors, query_terms
@@ -378,6 +378,7 @@ def person_recommendations(svc:Service, # from `load_service`
                            **kwargs # category, min_price, max_price, max_k, explain, diversity: as `recommend_listings` takes them
                           )->list: # result dicts, best first; [] for a person with nothing viewed or saved
     "Recommendations from a person's recent events: views and saves as positives fading with age, hides as negatives and never shown."
+    check_page(k, kwargs.get('max_k', 100), offset)   # a bad page is refused for anyone, with events or without
     with svc.lock:
         events = person_events(svc.store, person)
         events = events[events.product_id.isin(svc.catalogue.index)]   # listings gone since are no evidence
