@@ -9,13 +9,13 @@ __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'MAX_PHOTOS', 'log', 'REQUEST_FIELDS', 'T
            'upload_photo', 'BodyTooLarge', 'BodyLimit', 'body_limit', 'internal_error', 'service_busy', 'refusal_loc',
            'client_errors', 'Limits', 'get_service', 'get_limits', 'require_token', 'Problem', 'ModelInfo', 'IndexInfo',
            'Counts', 'Health', 'Embedding', 'CategoryPrediction', 'SimilarListing', 'SimilarImages', 'Product',
-           'AddedProduct', 'SearchResults', 'ListingPrediction', 'SimilarProducts', 'json_value', 'product_answer',
-           'results_answer', 'photo_parts', 'health', 'healthcheck', 'photo_answer', 'feature_embedding',
-           'predict_category', 'how_many', 'check_counts', 'filters_match_nothing', 'similar_images', 'too_many_photos',
-           'upload_photos', 'predict_listing_category', 'search', 'product', 'product_similar', 'RecommendRequest',
-           'Recommendations', 'recommend_endpoint', 'Event', 'event', 'people_recommendations',
-           'forget_person_endpoint', 'image', 'check_form', 'add_product', 'openapi_document', 'service_app',
-           'make_app', 'run']
+           'AddedProduct', 'Facets', 'SearchResults', 'ListingPrediction', 'SimilarProducts', 'json_value',
+           'product_answer', 'results_answer', 'photo_parts', 'health', 'healthcheck', 'photo_answer',
+           'feature_embedding', 'predict_category', 'how_many', 'check_counts', 'filters_match_nothing',
+           'similar_images', 'too_many_photos', 'upload_photos', 'predict_listing_category', 'search', 'product',
+           'product_similar', 'RecommendRequest', 'Recommendations', 'recommend_endpoint', 'Event', 'event',
+           'people_recommendations', 'forget_person_endpoint', 'image', 'check_form', 'add_product', 'openapi_document',
+           'service_app', 'make_app', 'run']
 
 # %% ../nbs/15_api.ipynb #0e1f3e23
 import contextlib, hmac, logging, os, re, time, uuid
@@ -38,7 +38,7 @@ from .service import (Service, ServiceBusy, load_service, start_batcher, query_j
                               search_listings, categorise_listing, recommend_listings,
                               record_listing_event, person_recommendations, forget)
 from .search import MAX_QUERY_CHARS
-from .rank import MAX_EXAMPLES, MAX_OFFSET
+from .rank import MAX_EXAMPLES, MAX_OFFSET, SORTS
 from .store import EVENT_KINDS, MAX_ID_CHARS
 
 # %% ../nbs/15_api.ipynb #cda221c8
@@ -128,7 +128,7 @@ def body_limit(max_bytes:int # the largest photo accepted
 # %% ../nbs/15_api.ipynb #48391f6f
 log = logging.getLogger('fbm_rank.api')
 REQUEST_FIELDS = ('k', 'matches', 'category', 'min_price', 'max_price', 'q', 'title', 'name', 'price', 'location',
-                  'description', 'photos', 'image', 'positive', 'negative', 'offset', 'person', 'product_id', 'kind')
+                  'description', 'photos', 'image', 'positive', 'negative', 'offset', 'person', 'product_id', 'kind', 'sort')
 
 async def internal_error(request:Request, e:Exception)->JSONResponse:
     "A 500 with a request id; the exception goes to the log under the same id."
@@ -220,9 +220,13 @@ class AddedProduct(Product):
     "A listing as added: `category_predicted` when no category was given and the predicted one was stored."
     category_predicted: bool = False
 
+class Facets(BaseModel):
+    "How the listings a search matches fall into root categories, price bands and regions (counts)."
+    category: dict[str, int]; price: dict[str, int]; location: dict[str, int]
+
 class SearchResults(BaseModel):
-    "The listings that match a text query, best first (`query`: the words searched for)."
-    query: str; results: list[SimilarListing]
+    "The listings that match a text query, best first (`query`: the words searched for); with `facets=true`, `total` and `facets`."
+    query: str; results: list[SimilarListing]; total: Optional[int] = None; facets: Optional[Facets] = None
 
 class ListingPrediction(CategoryPrediction):
     "A listing's category from what it was given (`used`: 'text', 'photos')."
@@ -366,13 +370,16 @@ def predict_listing_category(title:Optional[str]=Form(None, description="the lis
 def search(q:str=Query('', description=f'the words to search for; cut to {MAX_QUERY_CHARS} characters'),
            k:int=Query(10, ge=1, description='how many listings to return (1 to the service max_k)'),
            offset:int=Query(0, ge=0, le=MAX_OFFSET, description='results to skip: a page (k=10, offset=10 is the second half of k=20)'),
+           sort:Literal[SORTS]=Query('relevance', description='relevance, or by price (price_asc, price_desc; unpriced listings last)'),
+           facets:bool=Query(False, description='also the number of listings that match (total) and their counts by category, price band and region'),
            category:Category=Query(None, description='only listings of this root category'),
            min_price:Optional[float]=Query(None, ge=0, description='lowest price, in pounds'),
            max_price:Optional[float]=Query(None, ge=0, description='highest price, in pounds (below min_price: no results)'),
            svc:Service=Depends(get_service), limits:Limits=Depends(get_limits)):
     empty = filters_match_nothing(svc, category, min_price, max_price)
     if empty: category = min_price = max_price = None
-    with client_errors('query'): answer = search_listings(svc, _cut(q, MAX_QUERY_CHARS), k, category, min_price, max_price, limits.max_k, offset=offset)
+    with client_errors('query'): answer = search_listings(svc, _cut(q, MAX_QUERY_CHARS), k, category, min_price, max_price, limits.max_k, offset=offset, sort=sort, facets=facets)
+    if empty and facets: answer.update(total=0, facets={'category': {}, 'price': {}, 'location': {}})
     return {**answer, 'results': [] if empty else results_answer(answer['results'])}
 
 # %% ../nbs/15_api.ipynb #2714f444
