@@ -1,14 +1,30 @@
 // fbm_rank web page: send a photo (and an optional title) to the service, show its category and the most similar
-// listings, or search listings by words; a click on a listing shows the listings similar to it (by its photos and
-// text). A word search and a listing have their own URL (?q=words, ?listing=id): the back button and a shared link
-// work. Plain DOM, no build step.
+// listings, or search listings by words (with facets, sorting and pages); a click on a listing shows the listings
+// similar to it (by its photos and text). A word search and a listing have their own URL (?q=words&offset=..&sort=..
+// &category=.., ?listing=id): the back button and a shared link work. The browser keeps a person id: opening a
+// listing, "Save" and "Hide" are events of that person, and "Recommended for you" comes from them. Plain DOM, no
+// build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const pounds = new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" });
+const SEARCH_KEYS = ["q", "k", "offset", "sort", "category", "min_price", "max_price"];   // a word search's URL state
+const DEFAULT_K = 12, RECOMMENDED_K = 6, MAX_HIDDEN = 500;
 let lastFile = null;
 let photoAnswer = null;   // the last photo search's answer, shown again when the back button returns to it
-let shown = { q: null, listing: null };   // what the page shows now, as the URL says it
+let shown = { search: null, listing: null };   // what the page shows now, as the URL says it (search: its query string)
+
+// Stored in the browser: a random person id (made once), and the listings this person hid (never shown again here).
+function stored(key, make) {
+  try {
+    let v = localStorage.getItem(key);
+    if (v === null) { v = make(); localStorage.setItem(key, v); }
+    return v;
+  } catch (e) { return make(); }   // storage off: a person for this page only
+}
+const person = stored("fbm_rank.person", () =>
+  [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join(""));
+const hiddenIds = new Set(JSON.parse(stored("fbm_rank.hidden", () => "[]")));
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -75,25 +91,68 @@ function photo(item) {
 }
 
 function card(item, best) {
-  const c = el("button", "card");
-  c.type = "button";
+  const c = el("div", "card");
   c.dataset.productId = item.product_id;
-  c.append(photo(item));
+  const open = el("button", "open");
+  open.type = "button";
+  open.append(photo(item));
   const body = el("div", "body");
   body.append(el("span", "name", item.name || "(no name)"));
   body.append(el("span", "price", item.price === null || item.price === undefined ? "Price not given" : pounds.format(item.price)));
   body.append(el("span", "location", item.location || ""));
   if (item.category) body.append(el("span", "meta", item.category));
   if (typeof item.score === "number") body.append(matchBar(item.score, best));
-  c.append(body);
-  c.addEventListener("click", () => go({ q: shown.q, listing: item.product_id }));
+  open.append(body);
+  open.addEventListener("click", () => go({ ...searchState(), listing: item.product_id }));
+  const save = el("button", "save", "Save"), hide = el("button", "hide", "Hide");
+  save.type = hide.type = "button";
+  save.title = "Save: more like this in Recommended for you";
+  hide.title = "Hide: never show this listing again";
+  save.addEventListener("click", () => { save.disabled = true; save.textContent = "Saved"; postEvent(item.product_id, "save"); });
+  hide.addEventListener("click", () => hideListing(item.product_id));
+  const actions = el("div", "actions");
+  actions.append(save, hide);
+  c.append(open, actions);
   return c;
 }
 
 function fillGrid(grid, items) {
+  items = items.filter((i) => !hiddenIds.has(i.product_id));
   const best = Math.max(...items.map((i) => (typeof i.score === "number" ? i.score : -Infinity)));
   grid.replaceChildren(...items.map((i) => card(i, best)));
   if (!items.length) grid.append(el("p", "message", "No listings match."));
+}
+
+// A person's events: posted, then their recommendations fetched again.
+async function postEvent(productId, kind) {
+  try {
+    const resp = await fetch("/events", { method: "POST", headers: { "Content-Type": "application/json" },
+                                          body: JSON.stringify({ person, product_id: productId, kind }) });
+    if (!resp.ok) say(`${kind}: ${await errorText(resp)}`, true);
+  } catch (e) {
+    say(`The service did not answer: ${e.message}`, true);
+  }
+  await showRecommended();
+}
+
+function hideListing(productId) {
+  hiddenIds.add(productId);
+  try { localStorage.setItem("fbm_rank.hidden", JSON.stringify([...hiddenIds].slice(-MAX_HIDDEN))); } catch (e) { /* storage off */ }
+  document.querySelectorAll(".card").forEach((c) => { if (c.dataset.productId === productId) c.remove(); });
+  return postEvent(productId, "hide");
+}
+
+let recommendedAsked = 0;   // answers to an older request are dropped
+async function showRecommended() {
+  const asked = ++recommendedAsked;
+  try {
+    const resp = await fetch(`/people/${encodeURIComponent(person)}/recommendations?k=${RECOMMENDED_K}`);
+    if (!resp.ok || asked !== recommendedAsked) return;
+    const results = (await resp.json()).results.filter((i) => !hiddenIds.has(i.product_id));
+    if (asked !== recommendedAsked) return;
+    fillGrid($("recommended"), results);
+    $("for-you").hidden = !results.length;
+  } catch (e) { /* the row is extra: the page works without it */ }
 }
 
 function showPrediction(category, probabilities) {
@@ -114,6 +173,7 @@ function showPrediction(category, probabilities) {
 function showPhotoAnswer(data) {
   showPrediction(data.category, data.probabilities);
   $("results-title").textContent = "Most similar listings";
+  searchTools(false);
   fillGrid($("results"), data.results);
   $("results-section").hidden = false;
 }
@@ -129,9 +189,10 @@ async function search(file) {
   const title = $("title-input").value.trim();
   if (title) form.append("q", title);
   say("Looking for similar listings…");
-  if (shown.q !== null || shown.listing !== null) history.pushState(null, "", location.pathname);   // a photo has no URL
-  shown = { q: null, listing: null };
+  if (shown.search !== null || shown.listing !== null) history.pushState(null, "", location.pathname);   // a photo has no URL
+  shown = { search: null, listing: null };
   $("similar-section").hidden = true;
+  searchTools(false);
   try {
     const resp = await fetch("/predict/similar_images", { method: "POST", body: form });
     if (!resp.ok) {
@@ -167,40 +228,113 @@ async function showSimilar(productId) {
     fillGrid($("similar"), data.results);
     $("similar-section").hidden = false;
     $("similar-section").scrollIntoView({ behavior: "smooth", block: "start" });
+    postEvent(productId, "view");
   } catch (e) {
     say(`The service did not answer: ${e.message}`, true);
   }
 }
 
-async function searchWords(q) {
-  const { k, maxPrice } = options();
-  const params = new URLSearchParams({ q, k: String(k) });
-  if (maxPrice) params.set("max_price", maxPrice);
-  $("search-input").value = q;
+// The word search the URL names (its keys in SEARCH_KEYS), with defaults: {} when the URL names none.
+function searchState(params = new URLSearchParams(location.search)) {
+  if (params.get("q") === null) return {};
+  const state = { q: params.get("q") };
+  SEARCH_KEYS.forEach((key) => { if (params.get(key)) state[key] = params.get(key); });
+  return state;
+}
+
+// A price band of the facets ("under £10", "£10 to £50", "£500 and over") as a price filter; null: not one.
+function bandFilter(band) {
+  let m = band.match(/^under £(\d+)$/);
+  if (m) return { min_price: undefined, max_price: String(m[1] - 0.01) };
+  m = band.match(/^£(\d+) to £(\d+)$/);
+  if (m) return { min_price: m[1], max_price: String(m[2] - 0.01) };
+  m = band.match(/^£(\d+) and over$/);
+  return m ? { min_price: m[1], max_price: undefined } : null;
+}
+
+// The facets sidebar: counts by category, price band and region; a category or a band filters the search (again: off).
+function showFacets(state, facets) {
+  const low = (band) => { const f = bandFilter(band); return f ? Number(f.min_price || 0) : Infinity; };   // "no price" last
+  const byPrice = Object.fromEntries(Object.entries(facets.price).sort((a, b) => low(a[0]) - low(b[0])));
+  const groups = [["Category", facets.category, (name) => ({ category: state.category === name ? undefined : name })],
+                  ["Price", byPrice, (band) => bandFilter(band)],
+                  ["Region", facets.location, () => null]];   // the service has no region filter: counts only
+  $("facets").replaceChildren(...groups.filter(([, counts]) => Object.keys(counts).length).map(([title, counts, filter]) => {
+    const box = el("section", "facet");
+    box.append(el("h3", "", title));
+    const list = el("ul");
+    Object.entries(counts).forEach(([name, n]) => {
+      const li = el("li"), change = filter(name);
+      const label = change ? el("button", "link", name) : el("span", "", name);
+      if (change) {
+        const on = title === "Category" ? state.category === name
+          : state.min_price === change.min_price && state.max_price === change.max_price;
+        li.classList.toggle("on", on);
+        const off = { min_price: undefined, max_price: undefined };
+        label.type = "button";
+        label.addEventListener("click", () => go({ ...state, ...(on && title === "Price" ? off : change), offset: undefined }));
+      }
+      li.append(label, el("span", "count", n.toLocaleString()));
+      list.append(li);
+    });
+    box.append(list);
+    return box;
+  }));
+}
+
+// The sort, the facets and the pager belong to a word search, not to a photo's answer.
+function searchTools(on) {
+  ["sort-label", "facets", "pager"].forEach((id) => { $(id).hidden = !on; });
+}
+
+function showPager(state, shownCount, total) {
+  const k = parseInt(state.k || DEFAULT_K, 10), offset = parseInt(state.offset || 0, 10);
+  $("prev-page").disabled = offset === 0;
+  $("next-page").disabled = offset + k >= total;
+  $("page-info").textContent = total ? `${offset + 1}–${offset + shownCount} of ${total.toLocaleString()}` : "";
+  $("prev-page").onclick = () => go({ ...state, offset: offset - k > 0 ? String(offset - k) : undefined });
+  $("next-page").onclick = () => go({ ...state, offset: String(offset + k) });
+}
+
+async function searchWords(state) {
+  const params = new URLSearchParams({ ...state, k: state.k || String(DEFAULT_K), facets: "true" });
+  $("search-input").value = state.q;
+  $("sort").value = state.sort || "relevance";
   say("Searching…");
   try {
     const resp = await fetch(`/search?${params}`);
     if (!resp.ok) { $("results-section").hidden = true; say(await errorText(resp), true); return; }
     const data = await resp.json();
     $("prediction").hidden = true;
-    $("results-title").textContent = data.query ? `Listings matching “${data.query}”` : "No words to search for";
+    const filter = state.category ? ` in ${state.category}` : "";
+    $("results-title").textContent = data.query ? `Listings matching “${data.query}”${filter}` : "No words to search for";
     fillGrid($("results"), data.results);
+    showFacets(state, data.facets);
+    showPager(state, data.results.length, data.total);
+    searchTools(true);
     $("results-section").hidden = false;
-    say(`${data.results.length} listing${data.results.length === 1 ? "" : "s"} found.`);
+    say(`${data.total} listing${data.total === 1 ? "" : "s"} found.`);
   } catch (e) {
     say(`The service did not answer: ${e.message}`, true);
   }
 }
 
-// The view the URL names: ?q=words (a word search), ?listing=id (the listings similar to one), both, or neither
-// (the last photo's answer, if any). Only what changed is fetched again.
+function queryString(state) {
+  const params = new URLSearchParams();
+  SEARCH_KEYS.forEach((key) => { if (state[key] !== undefined && state[key] !== null) params.set(key, state[key]); });
+  return params.toString();
+}
+
+// The view the URL names: ?q=words (a word search, with its page, sort and filters), ?listing=id (the listings
+// similar to one), both, or neither (the last photo's answer, if any). Only what changed is fetched again.
 async function showUrl() {
   const params = new URLSearchParams(location.search);
-  const want = { q: params.get("q"), listing: params.get("listing") };
-  if (params.get("k")) $("k").value = params.get("k");
-  if (params.get("max_price")) $("max-price").value = params.get("max_price");
-  if (want.q !== shown.q) {
-    if (want.q !== null) await searchWords(want.q);
+  const state = searchState(params);
+  const want = { search: state.q === undefined ? null : queryString(state), listing: params.get("listing") };
+  if (state.k) $("k").value = state.k;
+  if (state.max_price) $("max-price").value = state.max_price;
+  if (want.search !== shown.search) {
+    if (want.search !== null) await searchWords(state);
     else if (photoAnswer) showPhotoAnswer(photoAnswer);
     else { $("results-section").hidden = true; $("prediction").hidden = true; say(""); }
   }
@@ -212,19 +346,23 @@ async function showUrl() {
   shown = want;
 }
 
-// Go to a view: a new history entry, so the back button returns to the view before.
-function go({ q = null, listing = null }) {
-  const params = new URLSearchParams();
-  if (q !== null) {
-    params.set("q", q);
-    const { k, maxPrice } = options();
-    if (k !== 12) params.set("k", String(k));
-    if (maxPrice) params.set("max_price", maxPrice);
-  }
+// Go to a view: a word search's state (SEARCH_KEYS) and/or a listing; a new history entry, so the back button
+// returns to the view before. Defaults (k 12, offset 0, relevance) stay out of the URL.
+function go({ listing = null, ...state }) {
+  if (String(state.k) === String(DEFAULT_K)) delete state.k;
+  if (String(state.offset) === "0") delete state.offset;
+  if (state.sort === "relevance") delete state.sort;
+  const params = new URLSearchParams(state.q === undefined ? "" : queryString(state));
   if (listing !== null) params.set("listing", listing);
   const query = params.toString();
   history.pushState(null, "", query ? `?${query}` : location.pathname);
   return showUrl();
+}
+
+// A new word search: the options' k and max price, the sort chosen; page 1, no category.
+function newSearch(q) {
+  const { k, maxPrice } = options();
+  return go({ q, k: String(k), max_price: maxPrice || undefined, sort: $("sort").value });
 }
 
 function choose(file) {
@@ -245,13 +383,19 @@ function wire() {
   ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("dragging"); }));
   ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("dragging"); }));
   zone.addEventListener("drop", (e) => choose(e.dataTransfer.files[0]));
-  $("options").addEventListener("change", () => { if (lastFile && shown.q === null) search(lastFile); });
+  $("options").addEventListener("change", () => {
+    const { k, maxPrice } = options();
+    if (shown.search !== null) go({ ...searchState(), k: String(k), max_price: maxPrice || undefined, offset: undefined });
+    else if (lastFile) search(lastFile);
+  });
   $("options").addEventListener("submit", (e) => e.preventDefault());
-  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); go({ q: $("search-input").value }); });
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); newSearch($("search-input").value); });
+  $("sort").addEventListener("change", () => go({ ...searchState(), sort: $("sort").value, offset: undefined }));
   $("title-input").addEventListener("change", () => { if (lastFile) search(lastFile); });
-  $("close-similar").addEventListener("click", () => go({ q: shown.q }));
+  $("close-similar").addEventListener("click", () => go(searchState()));
   window.addEventListener("popstate", showUrl);
   showUrl();
+  showRecommended();
   fetch("/healthcheck").then((r) => r.json()).then((h) => {
     $("footer").textContent = `${h.model.arch} · ${h.model.n_classes} categories · ` +
       `${h.counts.products.toLocaleString()} listings, ${h.counts.photos.toLocaleString()} photos indexed`;
