@@ -71,6 +71,12 @@ class ImageIndex:
         if self._arrays is None or self._arrays[0] is not self.ids:
             self._arrays = (self.ids, self.ids.image_id.to_numpy(dtype=object), self.ids.product_id.to_numpy(dtype=object))
         return self._arrays[1], self._arrays[2]
+    def product_codes(self)->tuple:
+        "(an integer code per photo row, the product id of each code), cached as `id_arrays` is: grouping by integers, not strings."
+        if getattr(self, '_codes', None) is None or self._codes[0] is not self.ids:
+            codes, uniques = pd.factorize(self.id_arrays()[1])
+            self._codes = (self.ids, codes, np.asarray(uniques, dtype=object))
+        return self._codes[1], self._codes[2]
     def __len__(self): return int(self.faiss_index.ntotal)
     @property
     def dim(self): return int(self.faiss_index.d)

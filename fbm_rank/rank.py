@@ -285,10 +285,10 @@ def product_photo_scores(index:ImageIndex, # the photo index
     ok = labels.ravel() >= 0
     rows, s = labels.ravel()[ok], scores.ravel()[ok]
     order = np.lexsort((rows, -s)); rows, s = rows[order], s[order]   # ties go to the photo indexed first (the older listing)
-    prods = index.id_arrays()[1][rows]
-    first = np.unique(prods, return_index=True)[1]
+    codes, products = index.product_codes()
+    first = np.unique(codes[rows], return_index=True)[1]   # integer codes: the strings' grouping, ten times faster
     first.sort()
-    found = pd.DataFrame({'score': s[first], 'row': rows[first]}, index=pd.Index(prods[first], name='product_id'))
+    found = pd.DataFrame({'score': s[first], 'row': rows[first]}, index=pd.Index(products[codes[rows[first]]], name='product_id'))
     # a product is certain once every query's search has gone below its score; an approximate index may have no more to give
     found.attrs.update(cutoff=float(scores[:, -1].max()) if scores.size else -np.inf, short=bool((labels < 0).any()))
     return found
@@ -387,6 +387,15 @@ def _sub_paths(table:pd.DataFrame)->np.ndarray:
     sub = table.sub_category.where(table.sub_category.notna() & (table.sub_category.astype(str) != ''))
     return (table.root_category.astype(str) + ' / ' + sub).fillna(table.root_category.astype(str)).to_numpy(dtype=object)
 
+class _Photos:
+    "product_id -> the photo a result shows: its matching photo, else its first; looked up for the k results only."
+    def __init__(self, index, matched:dict=None): self.index, self.matched = index, matched or {}
+    def get(self, pid, default=None):
+        if pid in self.matched: return self.matched[pid]
+        codes, products = self.index.product_codes()
+        rows = np.flatnonzero(products == pid)
+        return self.index.id_arrays()[0][np.argmax(codes == rows[0])] if len(rows) else default
+
 def listing_candidates(index:ImageIndex, # the photo index
                        catalogue:pd.DataFrame, # the listings ranked, by product_id (`index.catalogue_table`)
                        query_vectors:np.ndarray=None, # the query's photo embeddings (None or no rows: no photo)
@@ -401,8 +410,7 @@ def listing_candidates(index:ImageIndex, # the photo index
            'text': None if text is None else text.reindex(pids).fillna(0).to_numpy(dtype=float)[None],
            'category': None if not category_probs else table.root_category.map(category_probs).fillna(0).to_numpy(dtype=float)[None],
            'vote': _sub_paths(table)}
-    image_ids = index.ids.drop_duplicates('product_id').set_index('product_id').image_id.to_dict()   # first photos
-    if photos is not None: image_ids.update(dict(zip(photos.index, index.id_arrays()[0][photos.row.to_numpy()])))
+    image_ids = _Photos(index, None if photos is None else dict(zip(photos.index, index.id_arrays()[0][photos.row.to_numpy()])))
     vector_of = None if photos is None else (lambda p: index.faiss_index.reconstruct(int(photos.row[p])) if p in photos.index else None)
     return Candidates(pids, {n: v for n, v in raw.items() if v is not None}, image_ids, vector_of)
 
