@@ -40,6 +40,7 @@ def main():
     p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--sessions', type=int, default=300)
     p.add_argument('--plot', type=Path, help='save the diversity plot (P@10 against distinct sub-categories) here')
+    p.add_argument('--tune', action='store_true', help='first, the negative weight on TRAINING sessions (training listings, their own left out)')
     a = p.parse_args()
     prepared = real_prepared(a.work/'prepared')
     listings = text_listings(prepared)
@@ -55,12 +56,39 @@ def main():
     T, probs = model.embed(L.text), model.predict_proba(L.text)
     col = {c: i for i, c in enumerate(model.vocab)}
     vi, ti = np.flatnonzero(valid), np.flatnonzero(~valid)
-    with Timer() as t:
-        P, X, C = product_photo_matrix(v, codes, vi, ti), T[vi] @ T[ti].T, probs[vi][:, [col[c] for c in root[ti]]]
-    row = {q: i for i, q in enumerate(vi)}
     cand_ids, cand_sub = pd.Index(prods[ti]), sub[ti]
-    example = lambda q: Candidates(cand_ids, {'photo': P[row[q]][None], 'text': X[row[q]][None], 'category': C[row[q]][None], 'vote': cand_sub})
+    def examples(qset):
+        "A function: a query row of `qset` -> its Candidates over the training listings (itself left out when it is one)."
+        P, X, C = product_photo_matrix(v, codes, qset, ti), T[qset] @ T[ti].T, probs[qset][:, [col[c] for c in root[ti]]]
+        own = qset[:, None] == ti[None]
+        P, X = np.where(own, -1e3, P), np.where(own, -1e3, X)
+        row = {q: i for i, q in enumerate(qset)}
+        return lambda q: Candidates(cand_ids, {'photo': P[row[q]][None], 'text': X[row[q]][None], 'category': C[row[q]][None], 'vote': cand_sub})
     top10 = lambda s: np.argsort(-s, kind='stable')[:10]
+    def sibling_shares(S, qset, example, weights=None):
+        "(without, with 2 negatives) share of a sibling sub-category in the top 10, for the sessions that have one; P@10 with them."
+        shares = []
+        for i, q in enumerate(S):
+            siblings = qset[(root[qset] == root[q[0]]) & (sub[qset] != sub[q[0]])]
+            if not len(siblings): continue
+            by_sub = pd.Series(siblings).groupby(sub[siblings]).apply(list)
+            by_sub = by_sub[by_sub.map(len) >= 2]
+            if not len(by_sub): continue
+            sib = by_sub.index[i % len(by_sub)]
+            used = list(q) + list(by_sub[sib][:2])
+            gone = lambda s: np.where(np.isin(ti, used), -np.inf, s)   # the examples are never results (as `recommend` leaves them out)
+            plain = gone(example_scores([example(x) for x in q], len(q), weights)[0][0])
+            pushed = gone(example_scores([example(x) for x in used], len(q), weights)[0][0])
+            shares.append((np.mean(cand_sub[top10(plain)] == sib), np.mean(cand_sub[top10(pushed)] == sib), np.mean(cand_sub[top10(pushed)] == sub[q[0]])))
+        return np.array(shares)
+    if a.tune:
+        tq = np.sort(np.random.default_rng(0).choice(ti, min(1500, len(ti)), replace=False))
+        tex, TS = examples(tq), sessions(sub, tq, a.sessions, seed=1)
+        print(f'tuning the negative weight on {len(TS)} TRAINING sessions: weight -> sibling share without / with negatives, P@10 with them')
+        for wn in (0.5, 1.0, 2.0, 4.0):
+            sh = sibling_shares(TS, tq, tex, {'negative': wn})
+            print(f'  {wn}: {sh[:, 0].mean():.4f} / {sh[:, 1].mean():.4f}, P@10 {sh[:, 2].mean():.4f}; load {load()}', flush=True)
+    with Timer() as t: example = examples(vi)
     S = sessions(sub, vi, a.sessions)
     print(f'{len(S)} sessions of 3 validation listings (of {len(vi)}) over {len(ti)} training listings; signals in {t.seconds:.1f} s; load {load()}', flush=True)
 
@@ -75,21 +103,9 @@ def main():
     for name, hits in rows.items(): print(f'{name:24s} {np.mean(hits):8.4f}  load {load()}', flush=True)
 
     # negatives: a sibling sub-category's share of the top 10, without and with 2 of its listings as negatives
-    shares = []
-    for i, q in enumerate(S):
-        siblings = vi[(root[vi] == root[q[0]]) & (sub[vi] != sub[q[0]])]
-        if not len(siblings): continue
-        by_sub = pd.Series(siblings).groupby(sub[siblings]).apply(list)
-        by_sub = by_sub[by_sub.map(len) >= 2]
-        if not len(by_sub): continue
-        sib = by_sub.index[i % len(by_sub)]
-        neg = by_sub[sib][:2]
-        plain = example_scores([example(x) for x in q], len(q))[0][0]
-        pushed = example_scores([example(x) for x in list(q) + list(neg)], len(q))[0][0]
-        shares.append((np.mean(cand_sub[top10(plain)] == sib), np.mean(cand_sub[top10(pushed)] == sib)))
-    shares = np.array(shares)
+    shares = sibling_shares(S, vi, example)
     print(f'negatives ({len(shares)} sessions with a sibling sub-category, negative weight {FUSION_WEIGHTS["negative"]}): sibling share of the '
-          f'top 10 {shares[:, 0].mean():.4f} without, {shares[:, 1].mean():.4f} with 2 of its listings as negatives; load {load()}', flush=True)
+          f'top 10 {shares[:, 0].mean():.4f} without, {shares[:, 1].mean():.4f} with 2 of its listings as negatives (P@10 with them {shares[:, 2].mean():.4f}); load {load()}', flush=True)
 
     # diversity: maximal marginal relevance over the top 50, the candidates compared by photos and text fused
     with Timer() as t: PT = product_photo_matrix(v, codes, ti, ti)

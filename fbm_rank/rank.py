@@ -439,17 +439,22 @@ def example_scores(examples:list, # per example, its `Candidates` over the same 
     "The scores of candidates for several examples: each example's fused score, the positives' aggregated, the negatives' subtracted."
     if aggregate not in RECOMMEND_AGGREGATES: raise ValueError(f"unknown aggregate {aggregate!r}: use {' or '.join(map(repr, RECOMMEND_AGGREGATES))}")
     w = {**FUSION_WEIGHTS, **(weights or {})}
-    scored = [signal_scores(e.raw, {**(e.weights or {}), **(weights or {})}) for e in examples]
-    stack = lambda name, rows: np.vstack([p.get(name, np.zeros_like(t)) for t, p in rows])
+    labels = examples[0].raw.get('vote')   # the vote is taken once, on the positives' aggregated score: what they agree on
+    content = lambda e: {n: r for n, r in e.raw.items() if SIGNALS[n].content}   # a negative: what its photos and words are like
+    scored = [signal_scores({n: r for n, r in e.raw.items() if n != 'vote'} if i < n_positive else content(e), {**(e.weights or {}), **(weights or {})})
+              for i, e in enumerate(examples)]
     pw = np.ones(n_positive) if positive_weights is None else np.asarray(positive_weights, dtype=float)
     if pw.shape != (n_positive,) or not np.isfinite(pw).all() or (pw < 0).any() or not pw.sum() > 0:
         raise ValueError(f'positive_weights: {n_positive} finite weights of at least 0, not all 0, are needed')
     best = (np.vstack([t for t, _ in scored[:n_positive]])*pw[:, None]).argmax(0)
     names = [n for n in SIGNALS if any(n in p for _, p in scored[:n_positive])]
+    stack = lambda name, rows: np.vstack([p.get(name, np.zeros_like(t)) for t, p in rows])
     pick = (lambda a: ((pw/pw.sum()) @ a)[None]) if aggregate == 'mean' else (lambda a: np.take_along_axis(a, best[None], 0))
     parts = {n: pick(stack(n, scored[:n_positive])) for n in names}
+    if labels is not None and w['vote']: parts['vote'] = w['vote']*SIGNALS['vote'].score(labels, sum(parts.values()), w)
     if len(scored) > n_positive and w['negative']:
         against = np.vstack([t for t, _ in scored[n_positive:]]).mean(0, keepdims=True)
+        if labels is not None: against = against + neighbour_vote(against, labels, int(w['neighbours']))   # and the kind their neighbours agree on
         parts['negative'] = w['negative']*SIGNALS['negative'].score(-against, None, w)
     return sum(parts.values()), parts, best
 
