@@ -139,5 +139,11 @@ def main():
             t0 = time.perf_counter(); recommend_listings(svc, list(prods[q]), k=10); times.append((time.perf_counter() - t0)*1000)
         print(f'service.recommend_listings, 3 positives over {len(svc.catalogue)} listings: p50 {np.percentile(times, 50):.1f} ms, '
               f'p99 {np.percentile(times, 99):.1f} ms ({len(times)} requests); load {load()}', flush=True)
+        from fbm_rank.service import search_listings
+        times = []
+        for title in svc.catalogue.name[prods[vi[:100]]]:
+            t0 = time.perf_counter(); search_listings(svc, title, k=10, facets=True); times.append((time.perf_counter() - t0)*1000)
+        print(f'service.search_listings with facets, validation titles over {len(svc.catalogue)} listings: p50 {np.percentile(times, 50):.1f} ms, '
+              f'p99 {np.percentile(times, 99):.1f} ms ({len(times)} requests); load {load()}', flush=True)
 
 if __name__ == '__main__': main()
