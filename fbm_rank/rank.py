@@ -389,9 +389,9 @@ def _sub_paths(table:pd.DataFrame)->np.ndarray:
 
 class _Photos:
     "product_id -> the photo a result shows: its matching photo, else its first; looked up for the k results only."
-    def __init__(self, index, matched:dict=None): self.index, self.matched = index, matched or {}
+    def __init__(self, index, matched:pd.Series=None): self.index, self.matched = index, matched   # matched: product_id -> index row
     def get(self, pid, default=None):
-        if pid in self.matched: return self.matched[pid]
+        if self.matched is not None and pid in self.matched.index: return self.index.id_arrays()[0][self.matched[pid]]
         codes, products = self.index.product_codes()
         rows = np.flatnonzero(products == pid)
         return self.index.id_arrays()[0][np.argmax(codes == rows[0])] if len(rows) else default
@@ -410,7 +410,7 @@ def listing_candidates(index:ImageIndex, # the photo index
            'text': None if text is None else text.reindex(pids).fillna(0).to_numpy(dtype=float)[None],
            'category': None if not category_probs else table.root_category.map(category_probs).fillna(0).to_numpy(dtype=float)[None],
            'vote': _sub_paths(table)}
-    image_ids = _Photos(index, None if photos is None else dict(zip(photos.index, index.id_arrays()[0][photos.row.to_numpy()])))
+    image_ids = _Photos(index, None if photos is None else photos.row)
     vector_of = None if photos is None else (lambda p: index.faiss_index.reconstruct(int(photos.row[p])) if p in photos.index else None)
     return Candidates(pids, {n: v for n, v in raw.items() if v is not None}, image_ids, vector_of)
 
