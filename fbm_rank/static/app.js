@@ -123,8 +123,12 @@ function fillGrid(grid, items) {
   if (!items.length) grid.append(el("p", "message", "No listings match."));
 }
 
-// A person's events: posted, then their recommendations fetched again.
+// A person's events: posted, then their recommendations fetched again. The body's data-events-posted and
+// data-events-pending say how many were posted and how many are not yet reflected in the row (tests wait on them).
+let eventsPosted = 0, eventsPending = 0;
 async function postEvent(productId, kind) {
+  document.body.dataset.eventsPosted = ++eventsPosted;
+  document.body.dataset.eventsPending = ++eventsPending;
   try {
     const resp = await fetch("/events", { method: "POST", headers: { "Content-Type": "application/json" },
                                           body: JSON.stringify({ person, product_id: productId, kind }) });
@@ -133,6 +137,7 @@ async function postEvent(productId, kind) {
     say(`The service did not answer: ${e.message}`, true);
   }
   await showRecommended();
+  document.body.dataset.eventsPending = --eventsPending;
 }
 
 function hideListing(productId) {
