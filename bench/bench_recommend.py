@@ -93,12 +93,20 @@ def main():
     print(f'{len(S)} sessions of 3 validation listings (of {len(vi)}) over {len(ti)} training listings; signals in {t.seconds:.1f} s; load {load()}', flush=True)
 
     # P@10 by sub-category: one listing's similar listings against the session's recommendations
-    rows = {'one listing (similar)': [], 'recommend (mean)': [], 'recommend (best)': []}
+    rows = {'one listing (similar)': [], 'recommend (mean)': [], 'recommend (best)': [], 'centroid of the examples': []}
+    tphotos = np.flatnonzero(np.isin(codes, ti)); starts = np.r_[0, np.flatnonzero(np.diff(codes[tphotos])) + 1]
+    unit = lambda x: x/max(np.linalg.norm(x), 1e-12)
+    def centroid(q):
+        "The other way: one query, the mean of the examples' photo vectors and of their text embeddings and category probabilities."
+        photo = np.maximum.reduceat(v[tphotos] @ unit(v[np.isin(codes, q)].mean(0)), starts)
+        raw = {'photo': photo[None], 'text': (T[ti] @ unit(T[q].mean(0)))[None], 'category': probs[q].mean(0)[[col[c] for c in root[ti]]][None], 'vote': cand_sub}
+        return signal_scores(raw)[0][0]
     for q in S:
         rows['one listing (similar)'].append(np.mean(cand_sub[top10(signal_scores(example(q[0]).raw)[0][0])] == sub[q[0]]))
         for how in ('mean', 'best'):
             s = example_scores([example(x) for x in q], len(q), aggregate=how)[0][0]
             rows[f'recommend ({how})'].append(np.mean(cand_sub[top10(s)] == sub[q[0]]))
+        rows['centroid of the examples'].append(np.mean(cand_sub[top10(centroid(q))] == sub[q[0]]))
     print(f"{'ranking':24s} sub_p@10")
     for name, hits in rows.items(): print(f'{name:24s} {np.mean(hits):8.4f}  load {load()}', flush=True)
 
