@@ -28,12 +28,11 @@ import argparse, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fbm_rank.labels import CategoryEncoder
-from fbm_rank.embed import read_embeddings
 from fbm_rank.text import text_listings, train_text_model, load_text_model
 from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_candidates
 from fbm_rank.search import build_search, search_candidates, SEARCH_WEIGHTS
 from fbm_rank.index import catalogue_table
-from common import REAL, Timer, load, real_prepared, score_precision, product_photo_matrix
+from common import REAL, Timer, load, real_prepared, listing_signals, score_precision, product_photo_matrix
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -48,16 +47,8 @@ def main():
     prepared = real_prepared(a.work/'prepared')
     listings = text_listings(prepared)
     model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'))
-    v, ids, _ = read_embeddings(a.emb)
-    keep = ids.product_id.isin(listings.product_id).to_numpy()
-    prods = ids.product_id[keep].drop_duplicates().to_numpy()
-    order = np.argsort(pd.Categorical(ids.product_id[keep], categories=prods).codes, kind='stable')
-    v, codes = v[keep][order], pd.Categorical(ids.product_id[keep], categories=prods).codes[order]
-    L = listings.set_index('product_id').loc[prods]
-    valid, root, sub = L.is_valid.to_numpy(), L.root_category.to_numpy(), L.sub_category.to_numpy()
-    T, probs = model.embed(L.text), model.predict_proba(L.text)
-    col = {c: i for i, c in enumerate(model.vocab)}
-    vi, ti = np.flatnonzero(valid), np.flatnonzero(~valid)
+    d = listing_signals(a.emb, listings, model)
+    v, codes, prods, root, sub, T, probs, col, vi, ti = d.v, d.codes, d.prods, d.root, d.sub, d.T, d.probs, d.col, d.vi, d.ti
     print(f'{len(prods)} listings with photos: {len(vi)} validation query {len(ti)} training; load {load()}', flush=True)
     def parts(q):
         return (product_photo_matrix(v, codes, q, ti), T[q] @ T[ti].T, probs[q][:, [col[c] for c in root[ti]]])

@@ -21,10 +21,9 @@ import argparse, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fbm_rank.labels import CategoryEncoder
-from fbm_rank.embed import read_embeddings
 from fbm_rank.text import text_listings, train_text_model, load_text_model
 from fbm_rank.rank import Candidates, signal_scores, example_scores, mmr_order, fused_similarity, FUSION_WEIGHTS
-from common import REAL, Timer, load, real_prepared, product_photo_matrix
+from common import REAL, Timer, load, real_prepared, listing_signals, product_photo_matrix
 
 def sessions(sub:np.ndarray, valid_rows:np.ndarray, n:int, size:int=3, seed:int=0)->list:
     "Up to `n` sessions of `size` validation rows sharing a sub-category, drawn evenly over the sub-categories that have enough."
@@ -46,16 +45,8 @@ def main():
     listings = text_listings(prepared)
     text_dir = a.text or (a.model/'text' if a.model else None)
     model = load_text_model(text_dir) if text_dir else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'))
-    v, ids, _ = read_embeddings(a.emb)
-    keep = ids.product_id.isin(listings.product_id).to_numpy()
-    prods = ids.product_id[keep].drop_duplicates().to_numpy()
-    order = np.argsort(pd.Categorical(ids.product_id[keep], categories=prods).codes, kind='stable')
-    v, codes = v[keep][order], pd.Categorical(ids.product_id[keep], categories=prods).codes[order]
-    L = listings.set_index('product_id').loc[prods]
-    valid, root, sub = L.is_valid.to_numpy(), L.root_category.to_numpy(), L.sub_category.to_numpy()
-    T, probs = model.embed(L.text), model.predict_proba(L.text)
-    col = {c: i for i, c in enumerate(model.vocab)}
-    vi, ti = np.flatnonzero(valid), np.flatnonzero(~valid)
+    d = listing_signals(a.emb, listings, model)
+    v, codes, prods, root, sub, T, probs, col, vi, ti = d.v, d.codes, d.prods, d.root, d.sub, d.T, d.probs, d.col, d.vi, d.ti
     cand_ids, cand_sub = pd.Index(prods[ti]), sub[ti]
     def examples(qset):
         "A function: a query row of `qset` -> its Candidates over the training listings (itself left out when it is one)."

@@ -6,7 +6,7 @@ Only public names of fbm_rank are used here and in the scripts.
 """
 import os, time
 from pathlib import Path
-import numpy as np
+import numpy as np, pandas as pd
 
 REAL = Path(os.environ.get('FBM_WORK', Path.home()/'.cache'/'fbm_rank'/'real'))   # the real-data runs: prepared/, rank/model, rank/emb
 
@@ -109,3 +109,18 @@ def product_photo_matrix(v, codes, q, t):
     s = v[qi] @ v[ti].T
     s = np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[ti])) + 1], axis=1)
     return np.maximum.reduceat(s, np.r_[0, np.flatnonzero(np.diff(codes[qi])) + 1], axis=0)
+
+def listing_signals(emb, listings:pd.DataFrame, model):
+    "The listings with photos, as the ranking benches read them: photo rows grouped by listing, text embeddings, category probabilities."
+    from types import SimpleNamespace
+    from fbm_rank.embed import read_embeddings
+    v, ids, _ = read_embeddings(emb)
+    keep = ids.product_id.isin(listings.product_id).to_numpy()
+    prods = ids.product_id[keep].drop_duplicates().to_numpy()
+    codes = pd.Categorical(ids.product_id[keep], categories=prods).codes
+    order = np.argsort(codes, kind='stable')
+    L = listings.set_index('product_id').loc[prods]
+    valid = L.is_valid.to_numpy()
+    return SimpleNamespace(v=v[keep][order], codes=codes[order], prods=prods, root=L.root_category.to_numpy(), sub=L.sub_category.to_numpy(),
+                           T=model.embed(L.text), probs=model.predict_proba(L.text), col={c: i for i, c in enumerate(model.vocab)},
+                           vi=np.flatnonzero(valid), ti=np.flatnonzero(~valid))

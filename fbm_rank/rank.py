@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['RESULT_FIELDS', 'MAX_OFFSET', 'SIGNALS', 'FUSION_WEIGHTS', 'SORTS', 'RECOMMEND_AGGREGATES', 'MAX_EXAMPLES', 'id_set',
-           'check_page', 'neighbour_vote', 'Signal', 'signal_scores', 'Candidates', 'mmr_order', 'rank_candidates',
-           'product_photo_scores', 'similar_products', 'product_vectors', 'similar_to_product', 'fused_similarity',
-           'rank_scored', 'listing_candidates', 'similar_listings', 'example_scores', 'recommend', 'evaluate_retrieval',
-           'plot_similar_grid']
+           'check_page', 'neighbour_vote', 'Signal', 'signal_scores', 'Candidates', 'filter_mask', 'mmr_order',
+           'rank_candidates', 'product_photo_scores', 'similar_products', 'product_vectors', 'similar_to_product',
+           'fused_similarity', 'rank_scored', 'listing_candidates', 'similar_listings', 'example_scores', 'recommend',
+           'evaluate_retrieval', 'plot_similar_grid']
 
 # %% ../nbs/12_rank.ipynb #39a570c7
 from dataclasses import dataclass
@@ -165,7 +165,6 @@ SORTS = ('relevance', 'price_asc', 'price_desc')   # the orders a ranking's resu
 def _sort_key(sort:str, scores:np.ndarray, ids:pd.Index, table:pd.DataFrame)->np.ndarray:
     "Higher first: the scores, or the prices (up or down, unpriced listings last, relevance breaking ties)."
     if sort == 'relevance': return scores
-    if sort not in SORTS: raise ValueError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
     price = table.price.reindex(ids).to_numpy(dtype=float)
     key = -price if sort == 'price_asc' else price
     ok = np.isfinite(scores)
@@ -173,22 +172,31 @@ def _sort_key(sort:str, scores:np.ndarray, ids:pd.Index, table:pd.DataFrame)->np
     tie = (rel - rel.min())/max(np.ptp(rel), 1e-12)*1e-6 if len(rel) else rel   # within one price (pennies apart at least): the better first
     return np.where(~ok, -np.inf, np.where(np.isnan(price), -1e15, key + tie))
 
+def filter_mask(table:pd.DataFrame, # the catalogue (`index.catalogue_table`)
+                rows:np.ndarray, # positions in it (-1: not in the catalogue)
+                categories:set=None, # keep only these root categories (empty or None: all)
+                min_price:float=None, # keep only listings priced at least this
+                max_price:float=None # keep only listings priced at most this
+               )->np.ndarray: # one bool per row: it passes
+    "Which rows of the catalogue pass a ranking's filters (a listing without a price fails any price filter)."
+    ok = rows >= 0
+    if categories: ok &= table.root_category.isin(categories).to_numpy()[rows]
+    price = table.price.to_numpy(dtype=float)[rows]
+    if min_price is not None: ok &= price >= min_price   # NaN fails both comparisons
+    if max_price is not None: ok &= price <= max_price
+    return ok
+
 def _walk(scores:np.ndarray, ids:pd.Index, table:pd.DataFrame, k:int, categories:set, min_price, max_price, vector_of,
           dedup_threshold, cutoff:float=-np.inf, key:np.ndarray=None)->tuple:
     "Best first (by `key`, the scores when None): ([(position in scores, catalogue row)] of up to k that pass the filters, k found with certainty?)."
     key = scores if key is None else key
     order = np.argsort(-key, kind='stable')   # ties: the order given
     order = order[np.isfinite(key[order])]
-    wanted = table.root_category.isin(categories).to_numpy() if categories else None
-    price = table.price.to_numpy(dtype=float)
     found, kept, start, size = [], [], 0, max(4*k, 64)
     while start < len(order):   # the best candidates first, in growing chunks: no work on the rest
         chunk = order[start:start + size]; start += size; size *= 4
         pos = table.index.get_indexer(ids[chunk])   # a hash lookup (-1: not in the catalogue); `Index.isin` cost 65 ms a query
-        ok = pos >= 0
-        if wanted is not None: ok &= wanted[pos]
-        if min_price is not None: ok &= price[pos] >= min_price   # NaN fails both comparisons
-        if max_price is not None: ok &= price[pos] <= max_price
+        ok = filter_mask(table, pos, categories, min_price, max_price)
         for i, row, good in zip(chunk, pos, ok):
             if scores[i] < cutoff: return found, False   # below what the search has seen: others may come first
             if not good: continue
@@ -293,16 +301,25 @@ def product_photo_scores(index:ImageIndex, # the photo index
     found.attrs.update(cutoff=float(scores[:, -1].max()) if scores.size else -np.inf, short=bool((labels < 0).any()))
     return found
 
+class _Photos:
+    "product_id -> the photo a result shows: its matching photo, else its first; looked up for the k results only."
+    def __init__(self, index, matched:pd.Series=None): self.index, self.matched = index, matched   # matched: product_id -> index row
+    def get(self, pid, default=None):
+        if self.matched is not None and pid in self.matched.index: return self.index.id_arrays()[0][self.matched[pid]]
+        codes, products = self.index.product_codes()
+        rows = np.flatnonzero(products == pid)
+        return self.index.id_arrays()[0][np.argmax(codes == rows[0])] if len(rows) else default
+
+def _matching_vector(index:ImageIndex, photos:pd.DataFrame):
+    "product_id -> the vector of its matching photo (`product_photo_scores`' row), or None: what reposts are compared by."
+    return lambda p: index.faiss_index.reconstruct(int(photos.row[p])) if p in photos.index else None
+
 # %% ../nbs/12_rank.ipynb #999893ba
 def _photo_candidates(index:ImageIndex, queries:np.ndarray, fetch:int)->tuple:
     "(Candidates scored by their best photo among the `fetch` nearest of each query, the score below which products are unsure)."
     photos = product_photo_scores(index, queries, fetch)
     exhausted = fetch >= len(index) or photos.attrs['short']
-    image_of = index.id_arrays()[0]
-    rows = photos.row.to_numpy()
-    candidates = Candidates(photos.index, {'photo': photos.score.to_numpy()[None]},
-                            dict(zip(photos.index, image_of[rows])),
-                            lambda p: index.faiss_index.reconstruct(int(photos.row[p])) if p in photos.index else None)
+    candidates = Candidates(photos.index, {'photo': photos.score.to_numpy()[None]}, _Photos(index, photos.row), _matching_vector(index, photos))
     return candidates, -np.inf if exhausted else photos.attrs['cutoff']
 
 def similar_products(index:ImageIndex, # the photo index
@@ -341,7 +358,7 @@ def product_vectors(index:ImageIndex, # the photo index
     return np.stack([index.faiss_index.reconstruct(int(r)) for r in rows])
 
 def similar_to_product(index:ImageIndex, # the photo index
-                       catalogue, # listings by product_id; None: the index's own catalogue
+                       catalogue, # listings by product_id (DataFrame, prepared folder or index folder built with a catalogue)
                        product_id, # the listing to find similar products for
                        k:int=10, # products to return
                        exclude_product=None, # further product id(s) never to return
@@ -387,15 +404,6 @@ def _sub_paths(table:pd.DataFrame)->np.ndarray:
     sub = table.sub_category.where(table.sub_category.notna() & (table.sub_category.astype(str) != ''))
     return (table.root_category.astype(str) + ' / ' + sub).fillna(table.root_category.astype(str)).to_numpy(dtype=object)
 
-class _Photos:
-    "product_id -> the photo a result shows: its matching photo, else its first; looked up for the k results only."
-    def __init__(self, index, matched:pd.Series=None): self.index, self.matched = index, matched   # matched: product_id -> index row
-    def get(self, pid, default=None):
-        if self.matched is not None and pid in self.matched.index: return self.index.id_arrays()[0][self.matched[pid]]
-        codes, products = self.index.product_codes()
-        rows = np.flatnonzero(products == pid)
-        return self.index.id_arrays()[0][np.argmax(codes == rows[0])] if len(rows) else default
-
 def listing_candidates(index:ImageIndex, # the photo index
                        catalogue:pd.DataFrame, # the listings ranked, by product_id (`index.catalogue_table`)
                        query_vectors:np.ndarray=None, # the query's photo embeddings (None or no rows: no photo)
@@ -411,7 +419,7 @@ def listing_candidates(index:ImageIndex, # the photo index
            'category': None if not category_probs else table.root_category.map(category_probs).fillna(0).to_numpy(dtype=float)[None],
            'vote': _sub_paths(table)}
     image_ids = _Photos(index, None if photos is None else photos.row)
-    vector_of = None if photos is None else (lambda p: index.faiss_index.reconstruct(int(photos.row[p])) if p in photos.index else None)
+    vector_of = None if photos is None else _matching_vector(index, photos)
     return Candidates(pids, {n: v for n, v in raw.items() if v is not None}, image_ids, vector_of)
 
 def similar_listings(index:ImageIndex, # the photo index

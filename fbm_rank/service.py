@@ -26,7 +26,7 @@ from .predict import category_probabilities, ListingModel, listing_category
 from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
 from .index import INDEX_FILES, load_index, add_to_index, catalogue_table
 from .rank import (similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates, listing_candidates,
-                           recommend, fused_similarity, check_page, id_set, MAX_EXAMPLES)
+                           recommend, fused_similarity, check_page, id_set, filter_mask, MAX_EXAMPLES)
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
 from .search import build_search, add_to_search, search_candidates, text_cosines, text_vectors, query_terms
@@ -308,8 +308,8 @@ def listing_similarity(svc:Service, # from `load_service`
 def _example(svc:Service, product_id:str):
     "A listing of the catalogue as a query (`rank.Candidates` over the catalogue): its photos and its text, compared with every listing."
     row = svc.catalogue.loc[product_id]
-    has_photos = bool((svc.index.id_arrays()[1] == product_id).any())
-    vectors = product_vectors(svc.index, product_id) if has_photos else None
+    try: vectors = product_vectors(svc.index, product_id)
+    except KeyError: vectors = None   # a listing without photos: its words alone
     cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
     if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
     probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
@@ -416,13 +416,9 @@ def search_facets(svc:Service, # from `load_service`
                   category=None, min_price:float=None, max_price:float=None # the search's filters
                  )->dict: # total (listings that match, after the filters) and facets: category, price band and region counts
     "How many listings a search matches, and how they fall into root categories, price bands and regions."
-    rows = svc.catalogue.iloc[[i for i in svc.catalogue.index.get_indexer(found.ids) if i >= 0]]
-    if category is not None: rows = rows[rows.root_category.isin(id_set(category))]
+    pos = svc.catalogue.index.get_indexer(found.ids)
+    rows = svc.catalogue.iloc[pos[filter_mask(svc.catalogue, pos, id_set(category), min_price, max_price)]]   # the ranking's own filters
     price = rows.price.to_numpy(dtype=float)
-    keep = np.ones(len(rows), bool)
-    if min_price is not None: keep &= price >= min_price
-    if max_price is not None: keep &= price <= max_price
-    rows, price = rows[keep], price[keep]
     region = (rows.county if 'county' in rows.columns else rows.location).fillna('unknown').astype(str)
     count = lambda values: {str(k): int(v) for k, v in pd.Series(values, dtype=object).value_counts(sort=True).items()}
     return {'total': len(rows), 'facets': {'category': count(rows.root_category.astype(str)), 'price': count([_price_band(p) for p in price]),
