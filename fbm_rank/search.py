@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MAX_QUERY_CHARS', 'MAX_QUERY_TERMS', 'SEARCH_WEIGHTS', 'query_terms', 'match_expression', 'ListingSearch',
-           'new_search', 'search_ids', 'add_to_search', 'build_search', 'keyword_scores', 'search_candidates',
-           'search_scores', 'text_vectors', 'text_cosines']
+           'new_search', 'search_ids', 'add_to_search', 'build_search', 'keyword_scores', 'remove_from_search',
+           'update_search', 'search_candidates', 'search_scores', 'text_vectors', 'text_cosines']
 
 # %% ../nbs/13a_search.ipynb #5ba853dd
 import re, sqlite3, threading
@@ -50,6 +50,7 @@ class ListingSearch:
     label_codes: dict = field(default_factory=dict) # 'Root / Sub' -> code
     lock: threading.RLock = field(default_factory=threading.RLock)
     ids: pd.Index = None # product_ids as an index, rebuilt after additions
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool)) # False for a removed (or sold) listing's row: searched no more, revived in place
     def __len__(self): return len(self.product_ids)
     def __repr__(self): return f"ListingSearch({len(self):,} listings, {'keywords + text model' if self.model else 'keywords only'})"
 
@@ -106,6 +107,7 @@ def add_to_search(search:ListingSearch, # from `new_search`
             search.embeddings = np.concatenate([search.embeddings, embeddings])
         cats, labels = _codes(search, [categories[i] for i in keep], [sub_categories[i] for i in keep])
         search.categories, search.labels = np.concatenate([search.categories, cats]), np.concatenate([search.labels, labels])
+        search.live = np.concatenate([search.live, np.ones(len(keep), bool)])
         first = len(search.product_ids)
         search.conn.executemany('INSERT INTO listing_words (rowid, name, description) VALUES (?, ?, ?)',
                                 [(first + n + 1, listing_text(names[i], None), listing_text(None, descriptions[i])) for n, i in enumerate(keep)])
@@ -146,6 +148,41 @@ def keyword_scores(search:ListingSearch, # from `build_search`
     rows, scores = _keyword_rows(search, terms, name_weight, limit) if terms else (np.zeros(0, np.int64), np.zeros(0))
     return pd.Series(scores, index=search_ids(search)[rows], dtype=float)
 
+# %% ../nbs/13a_search.ipynb #f7609646
+def remove_from_search(search:ListingSearch, # from `build_search`
+                       product_ids # the listings no search may find any more
+                      )->int: # how many were searchable
+    "Take listings out of every search (their row stays, dead, to be revived in place)."
+    with search.lock:
+        rows = [search.rows[p] for p in dict.fromkeys(map(str, product_ids)) if p in search.rows and search.live[search.rows[p]]]
+        search.conn.executemany('DELETE FROM listing_words WHERE rowid = ?', [(r + 1,) for r in rows])
+        search.live[rows] = False
+    return len(rows)
+
+def update_search(search:ListingSearch, # from `build_search`
+                  product_ids, names, descriptions, # the listings' ids, titles and descriptions (None where absent)
+                  categories=None, sub_categories=None # their root categories and sub-categories (None: unknown)
+                 ):
+    "Make listings searchable with their words as they are now: rows rewritten in place, new listings added."
+    ids = [str(p) for p in product_ids]
+    n = len(ids)
+    categories = [None]*n if categories is None else list(categories)
+    sub_categories = [None]*n if sub_categories is None else list(sub_categories)
+    names, descriptions = list(names), list(descriptions)
+    with search.lock:
+        old = [i for i, p in enumerate(ids) if p in search.rows]
+        if old:
+            remove_from_search(search, [ids[i] for i in old])
+            rows = [search.rows[ids[i]] for i in old]
+            if search.model is not None: search.embeddings[rows] = search.model.embed([listing_text(names[i], descriptions[i]) for i in old])
+            search.categories[rows], search.labels[rows] = _codes(search, [categories[i] for i in old], [sub_categories[i] for i in old])
+            search.conn.executemany('INSERT INTO listing_words (rowid, name, description) VALUES (?, ?, ?)',
+                                    [(r + 1, listing_text(names[i], None), listing_text(None, descriptions[i])) for r, i in zip(rows, old)])
+            search.live[rows] = True
+        new = [i for i in range(n) if ids[i] not in search.rows]
+        pick = lambda xs: [xs[i] for i in new]
+        add_to_search(search, pick(ids), pick(names), pick(descriptions), categories=pick(categories), sub_categories=pick(sub_categories))
+
 # %% ../nbs/13a_search.ipynb #ee7e3d24
 def search_candidates(search:ListingSearch, # from `build_search`
                       q:str, # what the buyer typed
@@ -155,7 +192,7 @@ def search_candidates(search:ListingSearch, # from `build_search`
     w = {**SEARCH_WEIGHTS, **(weights or {})}
     terms = query_terms(q)
     if not terms: return Candidates(pd.Index([], dtype=str), {'keyword': np.zeros((1, 0))}, weights=w)
-    with search.lock: n, embeddings, categories, labels = len(search), search.embeddings, search.categories, search.labels
+    with search.lock: n, embeddings, categories, labels, live = len(search), search.embeddings, search.categories, search.labels, search.live
     rows, kw = _keyword_rows(search, terms, w['name'], 1000)
     keyword = np.zeros(n)
     keyword[rows[rows < n]] = kw[rows < n]
@@ -163,7 +200,7 @@ def search_candidates(search:ListingSearch, # from `build_search`
     if search.model is not None:
         e, p = search.model.query(str(q)[:MAX_QUERY_CHARS])
         raw.update(text=(embeddings[:n] @ e)[None], category=np.append(p, 0.0)[categories[:n]][None])   # category -1: unknown, 0
-    matched = np.flatnonzero(signal_scores(raw | {'category': None}, w)[0][0] > 0)   # the words' match, before any context lifts it
+    matched = np.flatnonzero((signal_scores(raw | {'category': None}, w)[0][0] > 0) & live[:n])   # the words' match, before any context lifts it
     raw = {name: v[:, matched] for name, v in raw.items()} | {'vote': labels[:n][matched]}
     return Candidates(search_ids(search)[matched], raw, weights=w)
 
@@ -189,4 +226,4 @@ def text_cosines(search:ListingSearch, # from `build_search`, with a text model
                  embedding:np.ndarray # a unit text embedding (`TextModel.query`)
                 )->pd.Series: # product_id -> cosine, every listing of the table
     "The cosine of every listing's text with a text embedding."
-    with search.lock: return pd.Series(search.embeddings @ embedding, index=search_ids(search))
+    with search.lock: return pd.Series(search.embeddings @ embedding, index=search_ids(search))[search.live]
