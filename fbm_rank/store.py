@@ -267,15 +267,22 @@ def _count_photos(conn, product_id:str):
 
 def update_listing(conn:sqlite3.Connection, # from `open_store`
                    listing:dict, # the listing's new fields, cleaned (`new_listing`), with its product_id
-                   base=None # a listing of the prepared folder not yet in the store: (its row, [(image_id, path)])
+                   base=None, # a listing of the prepared folder not yet in the store: (its row, [(image_id, path)])
+                   status:str=None, # also its new status ('active' or 'sold'); None: as it is
+                   photos:tuple=None # also replace its photos: (image_ids, jpegs, vectors); None: as they are
                   ):
-    "Replace a listing's fields (its photos and status stay)."
+    "Replace a listing's fields, and with them its status or photos, in one transaction."
     pid = listing['product_id']
+    if status is not None and status not in STATUSES[:2]: raise ValueError(f"status: must be one of {', '.join(STATUSES[:2])}, got {status!r}")
+    if photos is not None and not (len(photos[0]) == len(photos[1]) == len(photos[2]) > 0): raise ValueError('photos: need one id, JPEG and vector per photo, at least one')
     with transaction(conn):
         _live(conn, pid, base)
-        cols = [c for c in STORE_COLUMNS if c not in ('product_id', 'n_photos')]
+        cols = [c for c in STORE_COLUMNS if c not in ('product_id', 'n_photos')] + (['status'] if status else [])
         conn.execute(f"UPDATE listings SET {', '.join(f'{c} = ?' for c in cols)}, changed_at = ? WHERE product_id = ?",
-                     [_plain(listing.get(c)) for c in cols] + [_now(), pid])
+                     [_plain(listing.get(c)) for c in cols if c != 'status'] + ([status] if status else []) + [_now(), pid])
+        if photos is not None:
+            conn.execute('DELETE FROM photos WHERE product_id = ?', (pid,))
+            _insert_photos(conn, pid, *photos); _count_photos(conn, pid)
         _log(conn, pid, 'update')
 
 def set_status(conn:sqlite3.Connection, # from `open_store`
