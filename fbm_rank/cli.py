@@ -6,7 +6,7 @@
 __all__ = ['USER_ERRORS', 'positive_int', 'count', 'port', 'amount', 'FOLDER_HELP', 'ENGINE_NAMES', 'RUNTIMES', 'SUBCOMMANDS',
            'INTERRUPTED', 'UsageError', 'Parser', 'error_line', 'checked', 'folder_kinds', 'output_dir', 'cmd_prepare',
            'training_progress', 'listing_summary', 'cmd_train', 'read_photo', 'cmd_predict', 'cmd_embed', 'cmd_index',
-           'rank_photo', 'cmd_similar', 'cmd_search', 'cmd_serve', 'cmd_demo', 'parser', 'main']
+           'rank_photo', 'cmd_similar', 'cmd_search', 'cmd_serve', 'cmd_catalogue', 'cmd_demo', 'parser', 'main']
 
 # %% ../nbs/16_cli.ipynb #3b4da024
 import argparse, json, math, sqlite3, sys, time, warnings
@@ -379,6 +379,79 @@ def _add_serve(sub):
     _add_runtime(p)
     p.set_defaults(func=cmd_serve)
 
+# %% ../nbs/16_cli.ipynb #3f1f397b
+def _catalogue_service(args, writable:bool=True):
+    from fbm_rank.service import load_service
+    return load_service(_existing_dir(args.model, 'model'), _existing_dir(args.index, 'index'), args.data and _existing_dir(args.data, 'prepared'),
+                        db_path=args.db, create_store=writable, runtime=args.runtime)
+
+def _record_line(r:dict)->str:
+    price = r.get('price')
+    price = f'£{price:,.2f}' if isinstance(price, (int, float)) and math.isfinite(price) else ''
+    return f"{r['product_id']}  {r.get('status', 'active'):6}  {price:>10}  {r.get('root_category')}  {r.get('name')}"
+
+def _show_record(r:dict, as_json:bool):
+    from fbm_rank.api import json_value
+    print(json.dumps({k: json_value(v) for k, v in r.items()}, ensure_ascii=False) if as_json else _record_line(r))
+
+def _listing_fields(args)->dict:
+    return {k: getattr(args, k) for k in ('name', 'description', 'category', 'price', 'location', 'status') if getattr(args, k, None) is not None}
+
+def cmd_catalogue(args):
+    "Change, list, import, compact, back up or restore the catalogue."
+    from fbm_rank import service as S
+    from fbm_rank.store import new_listing
+    op = args.op
+    if op == 'restore':
+        S.restore_catalogue(_existing_dir(args.src, 'backup'), _existing_dir(args.index, 'index'), args.db)
+        print(f'restored {args.src} into {args.index}'); return 0
+    svc = _catalogue_service(args, writable=op != 'list')
+    if op == 'add':
+        listing = new_listing(args.name, args.category, args.price, args.location, args.description, product_id=args.id)
+        _show_record(S.add_listing(svc, listing, [S.query_jpeg(svc, read_photo(p), str(p)) for p in args.photos]), args.json)
+    elif op == 'update': _show_record(S.update_product(svc, args.product, _listing_fields(args)), args.json)
+    elif op == 'remove': S.remove_listing_for_good(svc, args.product); print(f'removed {args.product}')
+    elif op == 'list':
+        page = S.list_products(svc, offset=args.offset, limit=args.limit, status=args.status, category=args.category)
+        if not args.json: print(f"{page['total']} listings; {args.offset + 1} to {args.offset + len(page['listings'])}:")
+        for r in page['listings']: _show_record(r, args.json)
+    elif op == 'import':
+        report = S.import_listings(svc, _existing_dir(args.raw, 'data'), show_progress=not args.quiet)
+        print(json.dumps(report) if args.json else f"added {report['added']}; skipped {report['skipped']}; photos skipped {report['photos_skipped']}")
+    elif op == 'compact': print(f'compacted into {S.compact_catalogue(svc)}')
+    elif op == 'backup': print(f'backed up into {S.backup_catalogue(svc, args.dest)}')
+    return 0
+
+def _add_catalogue(sub):
+    p = sub.add_parser('catalogue', help='change, list, import, compact, back up or restore the catalogue')
+    ops = p.add_subparsers(dest='op', required=True, metavar='OPERATION')
+    def op(name, help):
+        q = ops.add_parser(name, help=help)
+        _add_service_folders(q, "prepared folder: the listings' full rows and photos (default: the index's catalogue)",
+                             'the store (default INDEX/catalogue.sqlite)')
+        q.add_argument('--json', action='store_true', help='JSON lines')
+        _add_runtime(q, 'torch', ': no start-up cost for a few photos')
+        q.set_defaults(func=cmd_catalogue)
+        return q
+    def fields(q, required=False):
+        q.add_argument('--name', required=required, help="the listing's title")
+        q.add_argument('--category', required=required, help="its category path, e.g. 'Home & Garden / Dining, Living Room Furniture'")
+        for f in ('price', 'location', 'description'): q.add_argument(f'--{f}', help=f'its {f}')
+    q = op('add', 'add a listing with its photos'); fields(q, True)
+    q.add_argument('photos', nargs='+', help='its photos, as uploaded'); q.add_argument('--id', help='its product id (default: a new UUID)')
+    q = op('update', "change a listing's fields or status"); q.add_argument('product'); fields(q)
+    q.add_argument('--status', choices=('active', 'sold'), help='sold: readable, in no ranking; active: ranked again')
+    q = op('remove', 'remove a listing for good'); q.add_argument('product')
+    q = op('list', 'the catalogue, a page at a time (reads only)')
+    q.add_argument('--offset', type=count, default=0); q.add_argument('--limit', type=positive_int, default=50)
+    q.add_argument('--status', choices=('active', 'sold')); q.add_argument('--category', help='a root category')
+    q = op('import', 'add the listings of a raw data folder (Products.csv, Images.csv, images/)'); q.add_argument('raw', help='the raw data folder')
+    op('compact', 'fold the changes into a fresh index (every process swaps to it)')
+    q = op('backup', 'a consistent copy of the catalogue while it is in use'); q.add_argument('dest', help='a new folder')
+    q = ops.add_parser('restore', help='bring a backup back into an index folder (every process reloads)')
+    q.add_argument('src', help='a folder written by backup'); q.add_argument('--index', required=True, help=FOLDER_HELP['index'])
+    q.add_argument('--db', help='the store (default INDEX/catalogue.sqlite)'); q.set_defaults(func=cmd_catalogue)
+
 # %% ../nbs/16_cli.ipynb #12d904bf
 def _demo_pipeline(out:Path, args)->tuple:
     "Prepare, train, embed and index the demo marketplace under `out`, printing each stage's summary."
@@ -426,7 +499,7 @@ def _add_demo(sub):
     p.set_defaults(func=cmd_demo)
 
 # %% ../nbs/16_cli.ipynb #ccaff838
-SUBCOMMANDS = [_add_prepare, _add_train, _add_predict, _add_embed, _add_index, _add_similar, _add_search, _add_serve, _add_demo]
+SUBCOMMANDS = [_add_prepare, _add_train, _add_predict, _add_embed, _add_index, _add_similar, _add_search, _add_serve, _add_catalogue, _add_demo]
 INTERRUPTED = 130
 
 def parser()->argparse.ArgumentParser:

@@ -10,7 +10,7 @@ __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'EVENT_WEIGHTS', 'HALF_LIFE_DAYS
            'record_listing_event', 'person_recommendations', 'forget', 'search_facets', 'search_listings',
            'categorise_listing', 'listing_record', 'photo_jpeg', 'add_listing', 'update_product', 'put_product',
            'add_product_photos', 'remove_product_photo', 'remove_listing_for_good', 'list_products', 'catalogue_stats',
-           'compact_catalogue', 'backup_catalogue', 'restore_catalogue']
+           'compact_catalogue', 'backup_catalogue', 'restore_catalogue', 'import_listings']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
 import io, queue, shutil, threading, time, uuid, warnings
@@ -39,6 +39,9 @@ from .store import (open_store, store_listing, remove_listing, stored_listings, 
                             remove_photo, remove_product, log_seq, changes_since, log_change, backup_store, transaction, RECORD_COLUMNS, STORE_COLUMNS)
 from .paths import write_json, read_json, atomic_path, atomic_dir
 from .prepare import read_photos
+from .tables import read_products, read_images, clean_listings, join_photos
+from .paths import progress
+import sqlite3
 
 # %% ../nbs/14_service.ipynb #3c7d28a0
 def index_layer(index, # an `index.ImageIndex`
@@ -780,3 +783,39 @@ def restore_catalogue(src, # a folder written by `backup_catalogue`
         with transaction(live): live.execute("INSERT INTO changes (seq, product_id, kind, at) VALUES (?, '', 'restore', ?)", (max(seen, log_seq(live)) + 1, time.time()))
     finally: backup.close(); live.close()
     return out
+
+# %% ../nbs/14_service.ipynb #1cb861af
+def import_listings(svc:Service, # from `load_service`, on a writable store
+                    data_dir, # a raw data folder: Products.csv, Images.csv and images/<image id>.jpg
+                    batch:int=32, # photos embedded per pass of the model
+                    show_progress:bool=False # plain progress lines (or a bar on a terminal)
+                   )->dict: # added, skipped (reason -> count) and photos_skipped (reason -> count)
+    "Add the listings of a raw data folder to the catalogue, skipping (and counting) what cannot be added."
+    data_dir = Path(data_dir)
+    for f in ('Products.csv', 'Images.csv'):
+        if not (data_dir/f).is_file(): raise FileNotFoundError(f'{data_dir/f} is missing: a raw data folder holds Products.csv, Images.csv and images/')
+    listings, report = clean_listings(read_products(data_dir/'Products.csv'))
+    listings, photos, _ = join_photos(listings, read_images(data_dir/'Images.csv'))
+    skipped, photo_skipped = dict(report['dropped']), {}
+    count = lambda d, reason, n=1: d.__setitem__(reason, d.get(reason, 0) + n)
+    with svc.lock: sync(svc); known = set(svc.records.index)
+    todo = listings[~listings.product_id.isin(known)]
+    if len(todo) < len(listings): count(skipped, 'already in the catalogue', len(listings) - len(todo))
+    by_product = photos.groupby('product_id').image_id.apply(list).to_dict()
+    added = 0
+    for start in progress(range(0, len(todo), batch), label='importing listings', show=show_progress):
+        chunk, jpegs = todo.iloc[start:start + batch], {}
+        for pid in chunk.product_id:
+            for i in by_product.get(pid, []):
+                try: jpegs.setdefault(pid, []).append((i, query_jpeg(svc, (data_dir/'images'/f'{i}.jpg').read_bytes(), i)))
+                except (PhotoError, OSError) as e: count(photo_skipped, getattr(e, 'reason', 'unreadable'))
+        flat = [(pid, i, j) for pid, got in jpegs.items() for i, j in got]
+        vectors = photo_outputs(svc.model, svc.description, [j for _, _, j in flat], svc.layer)[0] if flat else None
+        for row in chunk.to_dict('records'):
+            mine = [n for n, (pid, _, _) in enumerate(flat) if pid == row['product_id']]
+            if not mine: count(skipped, 'no readable photo'); continue
+            try: store_listing(svc.store, {k: None if not isinstance(v, str) and pd.isna(v) else v for k, v in row.items()}, [flat[n][1] for n in mine], [flat[n][2] for n in mine], vectors[mine])
+            except (ValueError, sqlite3.IntegrityError) as e: count(skipped, 'already in the catalogue' if 'already' in str(e) or 'UNIQUE' in str(e) else str(e)); continue
+            added += 1
+    sync(svc)
+    return {'added': added, 'skipped': skipped, 'photos_skipped': photo_skipped}
