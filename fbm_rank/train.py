@@ -18,15 +18,15 @@ from .model_folder import write_model, MODEL_FILES, SIDES
 from .evaluate import evaluate_predictions
 from .photo_model import Steps, train_cached, fit_photos, check_training
 from .whitening import learn_model_whitening
-from .fusion import train_listing_model
+from .fusion import train_listing_model, FOLD_PHOTOS
 
 # %% ../nbs/08_train.ipynb #f88f9345
-def model_description(prepared, rows, vocab, metrics, listing, steps, settings, arch, size, folds, whiten, whitening, kwargs)->dict:
+def model_description(prepared, rows, vocab, metrics, listing, steps, settings, arch, size, folds, whiten, whitening, kwargs, fold_photos=None)->dict:
     "The `model.json` of a trained folder: backbone, vocabulary, input, training settings and seconds, metrics (and the text and fusion entries)."
     b = backbone(arch)
     training = dict(settings, photo_size=prepared_photo_size(prepared),
                     cache_at=kwargs.get('cache_at') or b['cache_at'] if settings['mode'] == 'cached' else None,
-                    train_photos=int((~rows.is_valid).sum()), valid_photos=int(rows.is_valid.sum()), folds=folds,
+                    train_photos=int((~rows.is_valid).sum()), valid_photos=int(rows.is_valid.sum()), folds=folds, fold_photos=fold_photos if folds else None,
                     whiten=whiten if whitening is not None or not whiten else 'skipped: no training product has two or more photos',
                     seconds=dict(steps.seconds, total=round(time.perf_counter() - steps.start, 1)),
                     **{k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v for k, v in kwargs.items()})
@@ -37,11 +37,13 @@ def check_run(out, # the model folder to write
               epochs, # training epochs
               bs, # batch size
               size, # input side, or None
-              folds # cross-fitting folds, or None (no text model)
+              folds, # cross-fitting folds, or None (no text model)
+              fold_photos='heads' # how the folds' photo probabilities are made: a key of `fusion.FOLD_PHOTOS`
              ):
     "Refuse, before any work, settings no model can be trained with and an output folder that holds something else."
     for name, v, low in (('epochs', epochs, 1), ('bs', bs, 1)) + ((('folds', folds, 2),) if folds is not None else ()):
         if isinstance(v, bool) or not isinstance(v, int) or v < low: raise ValueError(f'{name}: must be a whole number of at least {low}, got {v!r}')
+    if fold_photos not in FOLD_PHOTOS: raise ValueError(f'fold_photos: must be one of {", ".join(FOLD_PHOTOS)}, got {fold_photos!r}')
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not SIDES[0] <= size <= SIDES[1]):
         raise ValueError(f'size: must be a whole number of pixels from {SIDES[0]} to {SIDES[1]}, got {size!r}')
     out = Path(out)
@@ -62,12 +64,13 @@ def train(prepared, # the prepared folder
           show_progress=True, # progress bars on a terminal or in a notebook, a plain line per step elsewhere (a log); or a `Steps`
           text:bool=True, # also train the text model and the fusion of text and photos (`fbm_rank.fusion`)
           folds:int=2, # cross-fitting folds for the fusion: each fold's photo and text predictions come from models trained without it
+          fold_photos:str='heads', # the folds' photo predictions: 'heads' on pooled ImageNet features (seconds) or 'models' (the photo model again per fold)
           whiten:bool=True, # learn the whitened embedding from the training photos (`learn_model_whitening`) and save it with the model
           device=None, # where the photo model trains; 'cuda' when available, else 'cpu'
           **kwargs # more settings of the mode's function: `train_cached` (views, cache_at, wd, ...) or `train_fine_tune`
          )->dict: # the validation metrics (with `listing`: per listing, text, photos and fused, when `text`)
     "Train a category model on `prepared` (photos, and text unless `text=False`), evaluate it on the validation split and save it to `out`."
-    check_run(out, epochs, bs, size, folds if text else None)
+    check_run(out, epochs, bs, size, folds if text else None, fold_photos)
     prepared, out, steps = Path(prepared), Path(out), Steps.of(show_progress)
     rows, vocab, size = check_training(prepared, mode, kwargs), read_categories(prepared).vocab, size or backbone(arch)['size']
     options = dict(arch=arch, epochs=epochs, size=size, bs=bs, lr=lr, seed=seed, show_progress=steps, device=device, **kwargs)
@@ -75,10 +78,10 @@ def train(prepared, # the prepared folder
     if whiten:
         with steps('whitening learned', 'whiten_s'): model.cpu().whitening = learn_model_whitening(prepared, model, mode, arch, size, kwargs.get('cache_at'), bs, device, kwargs.get('weights'))
     with atomic_dir(out) as folder:
-        listing = train_listing_model(prepared, folder, probs, folds, mode, **options) if text else {}
+        listing = train_listing_model(prepared, folder, probs, folds, mode, fold_photos=fold_photos, **options) if text else {}
         with steps('evaluated', 'evaluate_s'): metrics = evaluate_predictions(probs, targets, rows.product_id[rows.is_valid].astype(str).values, vocab, out_dir=folder)
         if text: metrics['listing'] = listing['fusion']['metrics']
         write_model(model, folder, model_description(prepared, rows, vocab, metrics, listing, steps, dict(mode=mode, epochs=epochs, bs=bs, lr=lr, seed=seed),
-                                                     arch, size, folds if text else None, whiten, getattr(model, 'whitening', None), kwargs))
+                                                     arch, size, folds if text else None, whiten, getattr(model, 'whitening', None), kwargs, fold_photos))
     steps.say(f'model written to {out}')
     return metrics
