@@ -160,17 +160,23 @@ class Candidates:
         cut = lambda v: np.asarray(v)[keep] if np.ndim(v) == 1 else np.atleast_2d(v)[:, keep]
         return Candidates(self.ids[keep], {n: cut(v) for n, v in self.raw.items()}, self.image_ids, self.vector_of, self.weights, self.similarity)
 
-SORTS = ('relevance', 'price_asc', 'price_desc')   # the orders a ranking's results can come in
+SORTS = ('relevance', 'price_asc', 'price_desc', 'newest')   # the orders a ranking's results can come in
+
+def _added_seconds(table:pd.DataFrame, ids:pd.Index)->np.ndarray:
+    "When each listing was added, in seconds since the epoch (NaN: not known, as for the prepared folder's listings)."
+    if 'added_at' not in table.columns: return np.full(len(ids), np.nan)
+    at = pd.to_datetime(table.added_at.reindex(ids), utc=True, errors='coerce')
+    return np.where(at.notna(), at.astype('int64')/1e9, np.nan)
 
 def _sort_key(sort:str, scores:np.ndarray, ids:pd.Index, table:pd.DataFrame)->np.ndarray:
-    "Higher first: the scores, or the prices (up or down, unpriced listings last, relevance breaking ties)."
+    "Higher first: the scores, the prices (up or down), or the newest first; listings without a price or date last, relevance breaking ties."
     if sort == 'relevance': return scores
-    price = table.price.reindex(ids).to_numpy(dtype=float)
-    key = -price if sort == 'price_asc' else price
+    key = _added_seconds(table, ids) if sort == 'newest' else table.price.reindex(ids).to_numpy(dtype=float)*(-1 if sort == 'price_asc' else 1)
+    rank = pd.Series(key).rank(method='dense').fillna(0).to_numpy()   # 1, 2, ... up the key; 0: no price or date, last
     ok = np.isfinite(scores)
     rel = np.where(ok, scores, 0.0)
-    tie = (rel - rel.min())/max(np.ptp(rel), 1e-12)*1e-6 if len(rel) else rel   # within one price (pennies apart at least): the better first
-    return np.where(~ok, -np.inf, np.where(np.isnan(price), -1e15, key + tie))
+    tie = (rel - rel.min())/max(np.ptp(rel), 1e-12)*0.5 if len(rel) else rel   # within one key: the better first
+    return np.where(ok, rank + tie, -np.inf)
 
 def filter_mask(table:pd.DataFrame, # the catalogue (`index.catalogue_table`)
                 rows:np.ndarray, # positions in it (-1: not in the catalogue)

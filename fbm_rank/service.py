@@ -7,7 +7,7 @@ __all__ = ['SERVICE_MAX_PIXELS', 'MAX_DECODES', 'EVENT_WEIGHTS', 'HALF_LIFE_DAYS
            'MAX_PAGE', 'GENERATIONS_KEPT', 'index_layer', 'decoded_pixels', 'clean_query', 'ServiceBusy',
            'FeatureBatcher', 'Service', 'sync', 'check_model', 'load_service', 'query_jpeg', 'embed_query',
            'start_batcher', 'similar_to_photo', 'listing_similarity', 'similar_to_listing', 'recommend_listings',
-           'record_listing_event', 'person_recommendations', 'forget', 'search_facets', 'search_listings',
+           'record_listing_event', 'person_recommendations', 'forget', 'regions', 'search_facets', 'search_listings',
            'categorise_listing', 'listing_record', 'photo_jpeg', 'add_listing', 'update_product', 'put_product',
            'add_product_photos', 'remove_product_photo', 'remove_listing_for_good', 'list_products', 'catalogue_stats',
            'compact_catalogue', 'backup_catalogue', 'restore_catalogue', 'import_listings']
@@ -498,15 +498,24 @@ def _price_band(price:float)->str:
         if price < high: return f'under £{high}' if low == 0 else f'£{low} to £{high}'
     return f'£{PRICE_BANDS[-1]} and over'
 
+def regions(table:pd.DataFrame # listings (the catalogue)
+           )->pd.Series: # each listing's region: its county, else its location, else 'unknown'
+    "The region a listing is counted and filtered under."
+    region = table.county if 'county' in table.columns else table.location
+    if 'county' in table.columns and 'location' in table.columns: region = region.where(region.notna() & (region.astype(str) != ''), table.location)
+    return region.where(region.notna() & (region.astype(str) != ''), 'unknown').astype(str)
+
 def search_facets(svc:Service, # from `load_service`
                   found, # the search's candidates (`search.search_candidates`)
-                  category=None, min_price:float=None, max_price:float=None # the search's filters
+                  category=None, min_price:float=None, max_price:float=None, # the search's filters
+                  table:pd.DataFrame=None # the listings searched (the catalogue, or its listings of one region); None: the catalogue
                  )->dict: # total (listings that match, after the filters) and facets: category, price band and region counts
     "How many listings a search matches, and how they fall into root categories, price bands and regions."
-    pos = svc.catalogue.index.get_indexer(found.ids)
-    rows = svc.catalogue.iloc[pos[filter_mask(svc.catalogue, pos, id_set(category), min_price, max_price)]]   # the ranking's own filters
+    table = svc.catalogue if table is None else table
+    pos = table.index.get_indexer(found.ids)
+    rows = table.iloc[pos[filter_mask(table, pos, id_set(category), min_price, max_price)]]   # the ranking's own filters
     price = rows.price.to_numpy(dtype=float)
-    region = (rows.county if 'county' in rows.columns else rows.location).fillna('unknown').astype(str)
+    region = regions(rows)
     count = lambda values: {str(k): int(v) for k, v in pd.Series(values, dtype=object).value_counts(sort=True).items()}
     return {'total': len(rows), 'facets': {'category': count(rows.root_category.astype(str)), 'price': count([_price_band(p) for p in price]),
                                            'location': count(region)}}
@@ -520,8 +529,9 @@ def search_listings(svc:Service, # from `load_service`
                     max_k:int=100, # the largest k allowed
                     explain:bool=False, # give each result its score broken down by ranking signal (`signals`)
                     offset:int=0, # results to skip (a page)
-                    sort:str='relevance', # 'relevance', 'price_asc' or 'price_desc' (`rank.SORTS`)
-                    facets:bool=False # also `total` and `facets` (`search_facets`)
+                    sort:str='relevance', # 'relevance', 'price_asc', 'price_desc' or 'newest' (`rank.SORTS`)
+                    facets:bool=False, # also `total` and `facets` (`search_facets`)
+                    region:str=None # only listings of this region (a key of the location facet)
                    )->dict: # query (the words searched for) and results (best first); with facets, total and facets
     "The listings (marketplace and added) that match a text query: keywords and the text model, blended."
     terms = query_terms(q)
@@ -529,9 +539,10 @@ def search_listings(svc:Service, # from `load_service`
         sync(svc)
         found = search_candidates(svc.search, q)
         found.image_ids = _first_photos(svc)
-        results = rank_candidates(found, svc.catalogue, k, category=category, min_price=min_price, max_price=max_price, max_k=max_k,
+        table = svc.catalogue if region is None else svc.catalogue[(regions(svc.catalogue) == str(region)).to_numpy()]
+        results = rank_candidates(found, table, k, category=category, min_price=min_price, max_price=max_price, max_k=max_k,
                                   explain=explain, offset=offset, sort=sort)
-        counts = search_facets(svc, found, category, min_price, max_price) if facets else {}
+        counts = search_facets(svc, found, category, min_price, max_price, table) if facets else {}
     return {'query': ' '.join(terms), 'results': results, **counts}
 
 def categorise_listing(svc:Service, # from `load_service`
