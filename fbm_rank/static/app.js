@@ -2,8 +2,9 @@
 // listings, or search listings by words (with facets, sorting and pages); a click on a listing shows the listings
 // similar to it (by its photos and text). A word search and a listing have their own URL (?q=words&offset=..&sort=..
 // &category=.., ?listing=id): the back button and a shared link work. The browser keeps a person id: opening a
-// listing, "Save" and "Hide" are events of that person, and "Recommended for you" comes from them. Plain DOM, no
-// build step.
+// listing, "Save" and "Hide" are events of that person, and "Recommended for you" comes from them. A listing's own
+// view has "Mark sold" and "Remove" for its seller, and "Sell an item" lists a new one (with category suggestions); writes carry the service's token once the page has been given
+// it (asked for when a write is refused for want of it, kept for the browser session). Plain DOM, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +41,23 @@ function say(text, isError = false) {
 }
 
 // The service answers errors as {"detail": "..."} (or a list of field errors for a 422).
+// A write (POST, PATCH, DELETE): with the service's token when the page has one; a 401 asks for the token once
+// (kept in sessionStorage) and sends the write again, unless `ask` is false (a view event is not worth a question).
+const TOKEN_KEY = "fbm_rank.token";
+function savedToken() { try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; } }
+async function write(url, init = {}, ask = true) {
+  const send = (token) => fetch(url, { ...init, headers: { ...(init.headers || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
+  let resp = await send(savedToken());
+  if (resp.status === 401 && ask) {
+    const token = window.prompt("This service needs its token for changes:");
+    if (token) {
+      try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* storage off: this write only */ }
+      resp = await send(token);
+    }
+  }
+  return resp;
+}
+
 async function errorText(resp) {
   try {
     const body = await resp.json();
@@ -130,8 +148,8 @@ async function postEvent(productId, kind) {
   document.body.dataset.eventsPosted = ++eventsPosted;
   document.body.dataset.eventsPending = ++eventsPending;
   try {
-    const resp = await fetch("/events", { method: "POST", headers: { "Content-Type": "application/json" },
-                                          body: JSON.stringify({ person, product_id: productId, kind }) });
+    const resp = await write("/events", { method: "POST", headers: { "Content-Type": "application/json" },
+                                          body: JSON.stringify({ person, product_id: productId, kind }) }, false);
     if (!resp.ok) say(`${kind}: ${await errorText(resp)}`, true);
   } catch (e) {
     say(`The service did not answer: ${e.message}`, true);
@@ -216,6 +234,43 @@ async function search(file) {
   }
 }
 
+// The seller's buttons on a listing's own view: mark it sold (or available again), and remove it.
+function sellerActions(p) {
+  const box = el("div", "seller");
+  const status = el("span", `status ${p.status}`, p.status === "sold" ? "Sold" : "For sale");
+  status.id = "listing-status";
+  const toggle = el("button", "", p.status === "sold" ? "Mark available" : "Mark sold");
+  toggle.id = "mark-sold";
+  const remove = el("button", "danger", "Remove");
+  remove.id = "remove-listing";
+  toggle.type = remove.type = "button";
+  toggle.addEventListener("click", () => changeStatus(p.product_id, p.status === "sold" ? "active" : "sold"));
+  remove.addEventListener("click", () => removeListing(p.product_id, p.name));
+  box.append(status, toggle, remove);
+  return box;
+}
+
+async function changeStatus(productId, status) {
+  try {
+    const resp = await write(`/products/${encodeURIComponent(productId)}`, { method: "PATCH",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ status }) });
+    if (!resp.ok) { say(`Mark ${status === "sold" ? "sold" : "available"}: ${await errorText(resp)}`, true); return; }
+    say(status === "sold" ? "Marked sold: it is in no search or recommendation now." : "For sale again.");
+    document.querySelector("#selected .seller").replaceWith(sellerActions(await resp.json()));
+  } catch (e) { say(`The service did not answer: ${e.message}`, true); }
+}
+
+async function removeListing(productId, name) {
+  if (!window.confirm(`Remove “${name || productId}” for good?`)) return;
+  try {
+    const resp = await write(`/products/${encodeURIComponent(productId)}`, { method: "DELETE" });
+    if (!resp.ok) { say(`Remove: ${await errorText(resp)}`, true); return; }
+    document.querySelectorAll(".card").forEach((c) => { if (c.dataset.productId === productId) c.remove(); });
+    say("Listing removed.");
+    await go(searchState());
+  } catch (e) { say(`The service did not answer: ${e.message}`, true); }
+}
+
 async function showSimilar(productId) {
   document.querySelectorAll(".card").forEach((c) => c.classList.toggle("active", c.dataset.productId === productId));
   const { k } = options();
@@ -230,6 +285,7 @@ async function showSimilar(productId) {
     const strong = el("strong", "", p.price === null || p.price === undefined ? "Price not given" : pounds.format(p.price));
     sel.append(strong, ` · ${p.location || "no location"} · ${p.category_path || p.root_category || ""}`);
     if (p.description) sel.append("\n" + (p.description.length > 280 ? p.description.slice(0, 280) + "…" : p.description));
+    sel.append(sellerActions(p));
     fillGrid($("similar"), data.results);
     $("similar-section").hidden = false;
     $("similar-section").scrollIntoView({ behavior: "smooth", block: "start" });
@@ -382,6 +438,51 @@ function choose(file) {
   search(file);
 }
 
+// The seller's form: as the title, description and photos are given, POST /predict/listing suggests categories
+// (its `suggestions`, the likeliest paths, or else the predicted root category); a click on one fills the category.
+let suggestAsked = 0;
+async function suggestCategories() {
+  const form = new FormData();
+  const name = $("sell-name").value.trim(), description = $("sell-description").value.trim();
+  if (name) form.append("title", name);
+  if (description) form.append("description", description);
+  for (const f of $("sell-photos").files) form.append("photos", f);
+  if (!name && !description && !$("sell-photos").files.length) { $("category-suggestions").replaceChildren(); return; }
+  const asked = ++suggestAsked;
+  try {
+    const resp = await fetch("/predict/listing", { method: "POST", body: form });
+    if (!resp.ok || asked !== suggestAsked) return;
+    const answer = await resp.json();
+    if (asked !== suggestAsked) return;
+    const options = answer.suggestions && answer.suggestions.length ? answer.suggestions
+      : [{ category_path: answer.category_path || answer.category, probability: (answer.probabilities || {})[answer.category] }];
+    $("category-suggestions").replaceChildren(...options.slice(0, 3).map((s) => {
+      const b = el("button", "suggestion", s.category_path);
+      b.type = "button";
+      b.dataset.path = s.category_path;
+      if (typeof s.probability === "number") b.append(el("span", "value", ` ${(100 * s.probability).toFixed(0)}%`));
+      b.addEventListener("click", () => { $("sell-category").value = s.category_path; });
+      return b;
+    }));
+    $("category-suggestions").dataset.used = (answer.used || []).join(",");   // what the suggestions were made from
+  } catch (e) { /* suggestions are extra: the form works without them */ }
+}
+
+async function sell(e) {
+  e.preventDefault();
+  const form = new FormData($("sell-form"));
+  say("Listing it…");
+  try {
+    const resp = await write("/products", { method: "POST", body: form });
+    if (!resp.ok) { say(`Not listed: ${await errorText(resp)}`, true); return; }
+    const listed = await resp.json();
+    $("sell-form").reset();
+    $("category-suggestions").replaceChildren();
+    say(`Listed “${listed.name}” in ${listed.category_path || listed.root_category}.`);
+    await go({ listing: listed.product_id });
+  } catch (err) { say(`The service did not answer: ${err.message}`, true); }
+}
+
 function wire() {
   const zone = $("drop-zone");
   $("photo-input").addEventListener("change", (e) => choose(e.target.files[0]));
@@ -398,6 +499,8 @@ function wire() {
   $("sort").addEventListener("change", () => go({ ...searchState(), sort: $("sort").value, offset: undefined }));
   $("title-input").addEventListener("change", () => { if (lastFile) search(lastFile); });
   $("close-similar").addEventListener("click", () => go(searchState()));
+  ["sell-name", "sell-description", "sell-photos"].forEach((id) => $(id).addEventListener("change", suggestCategories));
+  $("sell-form").addEventListener("submit", sell);
   window.addEventListener("popstate", showUrl);
   showUrl();
   showRecommended();
