@@ -246,6 +246,7 @@ def sync(svc:Service # from `load_service`
         )->int: # changes applied
     "Apply the store's changes that this process has not seen (its own writes, and other processes'): one cheap query when there are none."
     with svc.lock:
+        if log_seq(svc.store) == svc.seq: return 0   # the usual case: one lookup of the log's last number
         changes = changes_since(svc.store, svc.seq)
         if not len(changes): return 0
         if (changes.kind == 'restore').any(): _reload(svc)   # another catalogue altogether: everything again
