@@ -358,7 +358,11 @@ def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back t
 
 # %% ../nbs/11_index.ipynb #e0b6bec1
 def _rows_of(index:ImageIndex, image_ids)->np.ndarray:
-    return np.flatnonzero(index.ids.image_id.isin([str(i) for i in image_ids]).to_numpy())
+    "The index rows of some photos (the latest row of an id indexed twice), by a lookup table cached until `ids` is replaced."
+    if getattr(index, '_row_of', None) is None or index._row_of[0] is not index.ids:
+        index._row_of = (index.ids, {i: r for r, i in enumerate(index.id_arrays()[0])})
+    row_of = index._row_of[1]
+    return np.array([row_of[i] for i in map(str, image_ids) if i in row_of], dtype=np.int64)
 
 def mask_photos(index:ImageIndex, # the index, changed in place
                 image_ids, # the photos to hide (or show again)

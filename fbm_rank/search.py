@@ -174,7 +174,9 @@ def update_search(search:ListingSearch, # from `build_search`
         if old:
             remove_from_search(search, [ids[i] for i in old])
             rows = [search.rows[ids[i]] for i in old]
-            if search.model is not None: search.embeddings[rows] = search.model.embed([listing_text(names[i], descriptions[i]) for i in old])
+            if search.model is not None:   # a listing or two: the one-text path (`TextModel.query`), a millisecond each; more: one batch
+                texts = [listing_text(names[i], descriptions[i]) for i in old]
+                search.embeddings[rows] = np.stack([search.model.query(t)[0] for t in texts]) if len(texts) <= 4 else search.model.embed(texts)
             search.categories[rows], search.labels[rows] = _codes(search, [categories[i] for i in old], [sub_categories[i] for i in old])
             search.conn.executemany('INSERT INTO listing_words (rowid, name, description) VALUES (?, ?, ?)',
                                     [(r + 1, listing_text(names[i], None), listing_text(None, descriptions[i])) for r, i in zip(rows, old)])
