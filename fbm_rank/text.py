@@ -85,7 +85,7 @@ def text_listings(prepared # a finished prepared folder: listings.parquet, train
 TEXT_DEFAULTS = dict(word_ngrams=(1, 2), char_ngrams=(2, 5), title_word_ngrams=(1, 2), title_char_ngrams=(2, 5),
                      twice_word_ngrams=(1, 2), twice_char_ngrams=(2, 5), min_df=2, max_char_features=40_000,
                      alpha=3e-5, epochs=50, dims=256, svd_iter=3, seed=0,
-                     paths=True, path_min=10, path_alpha=1e-5, path_epochs=20)
+                     paths=True, path_min=5, path_alpha=1e-5, path_epochs=20)
 _NO_TITLE = dict(title_word_ngrams=None, title_char_ngrams=None)
 _NO_TWICE = dict(twice_word_ngrams=None, twice_char_ngrams=None)
 _ONE_HEAD = dict(**_NO_TWICE, paths=False)
