@@ -4,8 +4,9 @@ text, photos and both fused (fbm_rank.fusion), on the real marketplace data.
 
 Part 1, the text model: for every option of `fbm_rank.text.TEXT_OPTIONS` (and, as baselines in the same run,
 always answering the commonest training category, and the default option trained on text that keeps the site's
-"Posted by ... in <category>" footer) the training time, accuracy, top-3, and precision@10 of the embedding by root
-and by `Root / Sub` category.
+"Posted by ... in <category>" footer) the training time, accuracy, top-3, the `Root / Sub` path's top-1 and top-3
+(options with a path head), and precision@10 of the embedding by root and by `Root / Sub` category. Issue 21's
+text-only baseline, on two splits, is bench_baseline.py's.
 
 Part 2, the listing table: accuracy per validation listing of the text model (the default option, trained in this
 run), of the photo model in `--model` (its photos' mean log-probability), of the two fused with equal weights,
@@ -84,7 +85,7 @@ def main():
     rows.insert(0, show(dict(model='majority class', accuracy=rows[0]['majority'], load=load())))   # `text_metrics`' baseline
     with mock.patch.object(fbm_rank.text, 'drop_site_footer', lambda d: d): leaky = text_listings(prepared)   # the site's footer kept: what the leak is worth
     rows.append(measure(f'{DEFAULT_TEXT_OPTION} footer kept', leaky, encoder, DEFAULT_TEXT_OPTION, out)[0])
-    cols = ['model', 'train_s', 'accuracy', 'top_3', 'root_p_at_10', 'sub_p_at_10', 'saved_mb', 'load']
+    cols = ['model', 'train_s', 'accuracy', 'top_3', 'path_top_1', 'path_top_3', 'root_p_at_10', 'sub_p_at_10', 'saved_mb', 'load']
     print(pd.DataFrame(rows).reindex(columns=cols).to_string(index=False))
     model_dir = a.model or a.work/'rank'/'model'
     if not a.no_listings:
