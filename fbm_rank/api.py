@@ -7,22 +7,22 @@ __all__ = ['MB', 'PHOTO_ERROR_STATUS', 'MAX_PHOTOS', 'log', 'REQUEST_FIELDS', 'T
            'MAX_HEADERS', 'MAX_HEAD_BYTES', 'HEAD_TIMEOUT', 'DEFAULT_HOSTS', 'READS', 'DEFAULT_PORTS', 'router',
            'PHOTO_ERRORS', 'NOT_FOUND', 'WRITE_ERRORS', 'PHOTO_TYPES', 'Category', 'NONBLANK', 'PRICE_PATTERN',
            'CATEGORY_PATTERN', 'FORM_RULES', 'TOKEN_ERRORS', 'LISTING_WRITE_ERRORS', 'BATCH_BUCKETS', 'STATIC_DIR',
-           'COUNTS', 'LISTING_NEEDS', 'Invalid', 'upload_bytes', 'photo_error_status', 'photo_error', 'upload_photo',
-           'BodyTooLarge', 'BodyLimit', 'body_limit', 'internal_error', 'service_busy', 'disk_full', 'store_error',
-           'refusal_loc', 'client_errors', 'Limits', 'get_limits', 'get_service', 'not_ready', 'token_given',
-           'require_token', 'HeaderLimit', 'host_name', 'AllowedHosts', 'origin_key', 'same_origin', 'SameOrigin',
-           'route_of', 'needs_token', 'TokenFirst', 'BoundedH11', 'uvicorn_options', 'Problem', 'ModelInfo',
-           'IndexInfo', 'Counts', 'Health', 'Embedding', 'CategoryPrediction', 'SimilarListing', 'SimilarImages',
-           'Product', 'AddedProduct', 'Facets', 'SearchResults', 'Suggestion', 'ListingPrediction', 'SimilarProducts',
-           'json_value', 'product_answer', 'results_answer', 'photo_parts', 'health', 'healthcheck', 'photo_answer',
-           'feature_embedding', 'predict_category', 'how_many', 'check_counts', 'filters_match_nothing',
+           'COUNTS', 'LISTING_NEEDS', 'APP_ENV', 'Invalid', 'upload_bytes', 'photo_error_status', 'photo_error',
+           'upload_photo', 'BodyTooLarge', 'BodyLimit', 'body_limit', 'internal_error', 'service_busy', 'disk_full',
+           'store_error', 'refusal_loc', 'client_errors', 'Limits', 'get_limits', 'get_service', 'not_ready',
+           'token_given', 'require_token', 'HeaderLimit', 'host_name', 'AllowedHosts', 'origin_key', 'same_origin',
+           'SameOrigin', 'route_of', 'needs_token', 'TokenFirst', 'BoundedH11', 'uvicorn_options', 'Problem',
+           'ModelInfo', 'IndexInfo', 'Counts', 'Health', 'Embedding', 'CategoryPrediction', 'SimilarListing',
+           'SimilarImages', 'Product', 'AddedProduct', 'Facets', 'SearchResults', 'Suggestion', 'ListingPrediction',
+           'SimilarProducts', 'json_value', 'product_answer', 'results_answer', 'photo_parts', 'health', 'healthcheck',
+           'photo_answer', 'feature_embedding', 'predict_category', 'how_many', 'check_counts', 'filters_match_nothing',
            'similar_images', 'too_many_photos', 'upload_photos', 'predict_listing_category', 'search', 'product',
            'product_similar', 'RecommendRequest', 'Recommendations', 'recommend_endpoint', 'Event', 'event',
            'people_recommendations', 'forget_person_endpoint', 'image', 'check_form', 'add_product', 'ListingChanges',
            'patch_product', 'put_product_endpoint', 'add_photos_endpoint', 'remove_photo_endpoint',
            'remove_product_endpoint', 'CatalogueListing', 'ProductPage', 'products', 'RequestMetrics',
            'catalogue_families', 'ServiceFigures', 'app_metrics', 'metrics', 'Readiness', 'ready', 'openapi_document',
-           'attach_service', 'app_routes', 'service_app', 'method_not_allowed', 'make_app', 'run']
+           'attach_service', 'app_routes', 'service_app', 'method_not_allowed', 'make_app', 'run', 'app_from_env']
 
 # %% ../nbs/15_api.ipynb #0e1f3e23
 import contextlib, hmac, json, logging, os, re, sqlite3, threading, time, uuid
@@ -783,16 +783,17 @@ class ServiceFigures:
     def __init__(self, app):
         self.app, self.seen, self.lock = app, 0, threading.Lock()
         self.batch_sizes = Histogram('fbm_rank_model_batch_size', 'photos per forward pass of the model', buckets=BATCH_BUCKETS, registry=None)
-    def _observe_batches(self, batches:list):
+    def _observe_batches(self, batcher):
         with self.lock:
-            if len(batches) < self.seen: self.seen = 0   # another batcher
-            for n in batches[self.seen:]: self.batch_sizes.observe(n)
-            self.seen = len(batches)
+            if batcher.total < self.seen: self.seen = 0   # another batcher
+            new = min(batcher.total - self.seen, len(batcher.batches))   # the batcher keeps its latest sizes only
+            for n in list(batcher.batches)[len(batcher.batches) - new:]: self.batch_sizes.observe(n)
+            self.seen = batcher.total
     def collect(self):
         svc = self.app.state.service
         yield GaugeMetricFamily('fbm_rank_ready', '1 once the model and index are loaded', value=int(svc is not None))
         if svc is None: return
-        if svc.batcher is not None: self._observe_batches(svc.batcher.batches)
+        if svc.batcher is not None: self._observe_batches(svc.batcher)
         yield from self.batch_sizes.collect()
         with svc.lock: n = len(svc.index)
         yield GaugeMetricFamily('fbm_rank_index_vectors', 'vectors in the index', value=n)
@@ -954,9 +955,20 @@ def run(model, # a model folder (`train`)
         log_level:str='info', # uvicorn's log level
         hosts=None, # the names the service answers to besides `host`; None: `DEFAULT_HOSTS` ('*': any, behind a proxy that checks)
         head_timeout:float=HEAD_TIMEOUT, # seconds a request's line and headers may take to arrive
+        workers:int=1, # server processes; more than one: each loads the service, all follow one catalogue (its change log)
         **kwargs # passed to `make_app`: limits, the store, the `runtime`
        ):
     "Serve the HTTP API and the web page until interrupted."
     import uvicorn
-    app = make_app(model, index, data, token=token or os.environ.get(TOKEN_ENV), hosts=(*(hosts or DEFAULT_HOSTS), host), **kwargs)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(head_timeout=head_timeout))
+    settings = dict(model_dir=str(model), index_dir=str(index), prepared_dir=str(data), token=token or os.environ.get(TOKEN_ENV),
+                    hosts=[*(hosts or DEFAULT_HOSTS), host], **kwargs)
+    options = dict(host=host, port=port, log_level=log_level, **uvicorn_options(head_timeout=head_timeout))
+    if workers == 1: return uvicorn.run(make_app(**settings), **options)
+    os.environ[APP_ENV] = json.dumps(settings, default=str)   # each worker process builds its app from these (`app_from_env`)
+    uvicorn.run('fbm_rank.api:app_from_env', factory=True, workers=workers, **options)
+
+APP_ENV = 'FBM_APP' # the settings a worker process builds its app from (JSON), set by `run`
+
+def app_from_env()->FastAPI:
+    "The app of one worker process of `run(workers=N)`."
+    return make_app(**json.loads(os.environ[APP_ENV]))

@@ -366,7 +366,8 @@ def cmd_serve(args):
     "Serve the model and the index over HTTP, with the web page at `/`."
     from fbm_rank.api import run
     run(_existing_dir(args.model, 'model'), _existing_dir(args.index, 'index'), _existing_dir(args.data, 'prepared'),
-        host=args.host, port=args.port, db_path=args.db, max_upload_mb=args.max_upload_mb, token=args.token, runtime=args.runtime)
+        host=args.host, port=args.port, db_path=args.db, max_upload_mb=args.max_upload_mb, token=args.token, runtime=args.runtime,
+        hosts=args.hosts, head_timeout=args.head_timeout, background=args.background, workers=args.workers)
     return 0
 
 def _add_serve(sub):
@@ -376,6 +377,10 @@ def _add_serve(sub):
     p.add_argument('--port', type=port, default=8000, help='port (default 8000)')
     p.add_argument('--max-upload-mb', type=amount, default=10, help='largest photo accepted, in MB (default 10)')
     p.add_argument('--token', help='bearer token that writes need (default: $FBM_TOKEN; none: writes are open)')
+    p.add_argument('--hosts', nargs='+', help="names the service answers to (the Host header) besides --host: e.g. the machine's name; '*' behind a proxy that checks")
+    p.add_argument('--head-timeout', type=amount, default=10, help="seconds a request's line and headers may take (default 10)")
+    p.add_argument('--background', action='store_true', help='answer at once, /ready 503 until the model and index are loaded')
+    p.add_argument('--workers', type=positive_int, default=1, help='server processes, all on one catalogue (default 1)')
     _add_runtime(p)
     p.set_defaults(func=cmd_serve)
 
