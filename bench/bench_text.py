@@ -11,7 +11,9 @@ text-only baseline, on two splits, is bench_baseline.py's.
 Part 2, the listing table: accuracy per validation listing of the text model (the default option, trained in this
 run), of the photo model in `--model` (its photos' mean log-probability), of the two fused with equal weights,
 and fused with the weights fitted by `fbm_rank train` when the model folder has them (`model.json['fusion']`,
-fitted on out-of-fold predictions of training products only). The majority class is the baseline.
+fitted on out-of-fold predictions of training products only). The majority class is the baseline. With a path
+head, the `Root / Sub` path's top-1 (the `accuracy` column) and top-3 as `fbm_rank.predict.category_path` answers
+them, from the text's root probabilities and from the fused ones.
 
 Every line carries the load average when it was measured. The split is the prepared folder's photo split
 (validation products are never trained on); the prepared folder is `$FBM_WORK/prepared` (default
@@ -27,7 +29,7 @@ Timings are wall-clock on whatever else the machine is doing: compare them withi
 import argparse, tempfile
 from pathlib import Path
 from unittest import mock
-import pandas as pd
+import numpy as np, pandas as pd
 import fbm_rank.text
 from fbm_rank.paths import write_json
 from fbm_rank.labels import CategoryEncoder
@@ -65,6 +67,23 @@ def listing_table(model_dir, prepared, listings, encoder, text_model):
            row('photos', m['photo_accuracy'], photo_s=photo_s), row('fused, equal weights', m['equal_weights_accuracy'])]
     if fitted: out.append(row(f"fused, fitted (text {fitted['text_weight']:.2f}, photos {fitted['photo_weight']:.2f})", m['fused_accuracy']))
     else: print(f'{model_dir}: no fitted fusion in model.json (trained without text); the fitted row is left out', flush=True)
+    if text_model.paths: out += path_rows(text_model, fitted or FALLBACK_FUSION, text_probs, probs, valid_rows, valid, row)
+    return out
+
+def path_rows(text_model, fusion, text_probs, probs, valid_rows, valid, row):
+    "`Root / Sub` top-1 and top-3 per validation listing as `predict.listing_category` answers them: from the text's root probabilities, and from the fused ones."
+    from types import SimpleNamespace
+    from fbm_rank.fusion import fuse_probabilities
+    from fbm_rank.predict import category_path
+    rows_of = valid_rows.reset_index(drop=True).groupby('product_id').indices
+    given = text_model.path_given_root(valid.text)
+    listing = SimpleNamespace(vocab=text_model.vocab, text=text_model)   # what `category_path` reads of a ListingModel
+    out = []
+    for name, roots in [('text', text_probs), ('fused', [fuse_probabilities(fusion, t, probs[rows_of[pid]]) for pid, t in zip(valid.product_id, text_probs)])]:
+        answers = [category_path(listing, r, g, n=3) for r, g in zip(roots, given)]
+        top1 = np.mean([a['category_path'] == s for a, s in zip(answers, valid.sub_category)])
+        top3 = np.mean([s in [x['category_path'] for x in a['suggestions']] for a, s in zip(answers, valid.sub_category)])
+        out.append(row(f'{name}: Root / Sub', round(float(top1), 4), path_top_3=round(float(top3), 4)))
     return out
 
 def main():
@@ -93,7 +112,7 @@ def main():
         else:
             text_model = models.get(DEFAULT_TEXT_OPTION) or train_text_model(listings, encoder)
             table = listing_table(model_dir, prepared, listings, encoder, text_model)
-            print(pd.DataFrame(table).reindex(columns=['listing_model', 'accuracy', 'listings', 'load']).to_string(index=False))
+            print(pd.DataFrame(table).reindex(columns=['listing_model', 'accuracy', 'path_top_3', 'listings', 'load']).to_string(index=False, na_rep='-'))
             rows += table
     if a.json: write_json(rows, a.json)
     tmp.cleanup()
