@@ -651,7 +651,7 @@ def _text_form(field:str, description:str, default=None):
 @router.post('/products', response_model=AddedProduct, status_code=201, responses=WRITE_ERRORS, dependencies=[Depends(require_token)],
              openapi_extra=photo_parts('photos'), summary='Add a listing: cleaned, embedded, indexed and stored')
 def add_product(name:str=_text_form('name', "the listing's title", ...),
-                category:Optional[str]=_text_form('category', "the category path, e.g. 'Home & Garden / Garden & Patio'; blank: the predicted root category"),
+                category:Optional[str]=_text_form('category', "the category path, e.g. 'Home & Garden / Garden & Patio'; blank: the predicted path (`Root / Sub`)"),
                 price:Optional[str]=_text_form('price', "e.g. '£1,200' or '45.50'"),
                 location:Optional[str]=_text_form('location', "e.g. 'Leeds, West Yorkshire'"),
                 description:Optional[str]=_text_form('description', 'free text'),
@@ -662,7 +662,9 @@ def add_product(name:str=_text_form('name', "the listing's title", ...),
     with client_errors(): new_listing(name, 'Other Goods' if predicted else category, price, location, description)   # the fields, before the photos
     jpegs = upload_photos(svc, limits, photos)
     with client_errors():
-        if predicted: category = categorise_listing(svc, name, description, jpegs)['category']
+        if predicted:   # the model's best path (its root alone for a model without a path head)
+            guess = categorise_listing(svc, name, description, jpegs)
+            category = guess.get('category_path') or guess['category']
         added = add_listing(svc, new_listing(name, category, price, location, description), jpegs)
     return {**product(added['product_id'], svc), 'category_predicted': predicted}
 
@@ -964,11 +966,13 @@ def run(model, # a model folder (`train`)
                     hosts=[*(hosts or DEFAULT_HOSTS), host], **kwargs)
     options = dict(host=host, port=port, log_level=log_level, **uvicorn_options(head_timeout=head_timeout))
     if workers == 1: return uvicorn.run(make_app(**settings), **options)
-    os.environ[APP_ENV] = json.dumps(settings, default=str)   # each worker process builds its app from these (`app_from_env`)
-    uvicorn.run('fbm_rank.api:app_from_env', factory=True, workers=workers, **options)
+    os.environ[APP_ENV] = json.dumps({**settings, 'head_timeout': head_timeout}, default=str)   # each worker builds its app from these (`app_from_env`)
+    uvicorn.run('fbm_rank.api:app_from_env', factory=True, workers=workers, **{**options, 'http': 'fbm_rank.api:BoundedH11'})   # a class by name: workers are spawned
 
 APP_ENV = 'FBM_APP' # the settings a worker process builds its app from (JSON), set by `run`
 
 def app_from_env()->FastAPI:
     "The app of one worker process of `run(workers=N)`."
-    return make_app(**json.loads(os.environ[APP_ENV]))
+    settings = json.loads(os.environ[APP_ENV])
+    BoundedH11.head_timeout = float(settings.pop('head_timeout'))   # this process's protocol class, named in `run`
+    return make_app(**settings)

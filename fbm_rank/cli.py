@@ -198,7 +198,7 @@ def _predict_listings(args)->int:
     report, failed = {}, 0
     for r in predict_listings(_existing_dir(args.model, 'model'), _existing_dir(args.listings, 'data'), show_progress=not args.quiet, report=report):
         failed += 'error' in r
-        print(json.dumps(r if 'error' in r else {k: r[k] for k in ('product_id', 'category', 'probabilities')}, ensure_ascii=False))
+        print(json.dumps(r if 'error' in r else {k: r[k] for k in ('product_id', 'category', 'category_path', 'suggestions', 'probabilities') if k in r}, ensure_ascii=False))
     skipped = report.get('skipped') or {}
     if skipped: print('skipped: ' + ', '.join(f'{n} {reason}' for reason, n in skipped.items()), file=sys.stderr)
     return 1 if failed else 0
