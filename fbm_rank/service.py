@@ -213,19 +213,34 @@ def _among(values, ids:set)->np.ndarray:
     values = np.asarray(values, dtype=object)
     return np.fromiter((v in ids for v in values), bool, len(values))
 
+def _in_place(svc:Service, kept:pd.DataFrame)->bool:
+    "Listings already known, changed but still active or still sold: their rows rewritten where they are (the usual change). False: not that case."
+    rows = svc.records.index.get_indexer(kept.index)
+    if not len(rows) or (rows < 0).any() or list(svc.catalogue.columns) != list(svc.records.columns) or (svc.records.status.to_numpy()[rows] != kept.status.to_numpy()).any() or not set(kept.columns) <= set(svc.records.columns): return False
+    active = kept.status.to_numpy() == 'active'
+    shown = svc.catalogue.index.get_indexer(kept.index[active])
+    for j, c in enumerate(svc.records.columns):   # a column the store does not keep is missing, as a concatenation would leave it
+        values = kept[c].to_numpy() if c in kept.columns else np.full(len(kept), np.nan, dtype=object)
+        svc.records.iloc[rows, j] = values
+        if len(shown): svc.catalogue.iloc[shown, j] = values[active]
+    return True
+
 def _merge(svc:Service, stored:pd.DataFrame, stored_photos:pd.DataFrame):
     "Records and photos with `stored` (the store's rows of some listings, tombstones included) in place of what was known of them."
     new = _records(stored)
-    old, kept = svc.records, new[(new.status != 'removed').to_numpy()]
-    order = old.index.drop(new.index[(new.status == 'removed').to_numpy()], errors='ignore').append(kept.index.difference(old.index, sort=False))
-    svc.records = pd.concat([old.drop(index=new.index, errors='ignore'), kept]).reindex(order)   # a changed listing keeps its place (hash lookups only)
+    kept = new[(new.status != 'removed').to_numpy()]
+    if len(kept) < len(new) or not _in_place(svc, kept):
+        old = svc.records
+        order = old.index.drop(new.index[(new.status == 'removed').to_numpy()], errors='ignore').append(kept.index.difference(old.index, sort=False))
+        svc.records = pd.concat([old.drop(index=new.index, errors='ignore'), kept]).reindex(order)   # a changed listing keeps its place (hash lookups only)
+        svc.catalogue = svc.records[(svc.records.status == 'active').to_numpy()]
     photos = _plain(stored_photos.assign(path=stored_photos.path.where(~stored_photos.embedded, None)).set_index('image_id')[['product_id', 'path']])
-    svc.photos = pd.concat([svc.photos[~_among(svc.photos.product_id, set(new.index))], photos])
-    svc.catalogue = svc.records[(svc.records.status == 'active').to_numpy()]
+    mine = _among(svc.photos.product_id, set(new.index))
+    if not svc.photos[mine].equals(photos): svc.photos = pd.concat([svc.photos[~mine], photos])   # photos changed (a new table: caches follow it)
 
-def _fit_index(svc:Service, products=None):
+def _fit_index(svc:Service, products=None, stored:tuple=None):
     "The index as the records say (of `products`, or all): stored photos added, removed photos dropped, a sold listing's photos masked."
-    added, added_photos, vectors = stored_listings(svc.store, products)
+    added, added_photos, vectors = stored or stored_listings(svc.store, products)   # `stored`: what `stored_listings` just gave for them
     embedded = added_photos[added_photos.embedded].reset_index(drop=True)
     if len(embedded): add_to_index(svc.index, vectors, embedded[['image_id', 'product_id']], skip_existing=True)
     (image_ids, owners), photos = svc.index.id_arrays(), svc.photos
@@ -238,10 +253,10 @@ def _fit_index(svc:Service, products=None):
 
 def _apply(svc:Service, products:list):
     "Bring these listings up to date with the store: records, photos, index and search (idempotent: applying twice changes nothing)."
-    stored, stored_photos, _ = stored_listings(svc.store, products)
+    got = stored, stored_photos, _ = stored_listings(svc.store, products)
     if not len(stored): return
     _merge(svc, stored, stored_photos)
-    _fit_index(svc, list(stored.product_id))
+    _fit_index(svc, list(stored.product_id), got)
     if svc.search is not None:
         remove_from_search(svc.search, stored.product_id[stored.status != 'active'])
         live = svc.catalogue[svc.catalogue.index.isin(stored.product_id)]
