@@ -343,7 +343,9 @@ def add_to_index(index, # an `ImageIndex`, or an index folder (then saved back t
     if isinstance(index, (str, Path)): out_dir, index = out_dir or index, load_index(index)
     vectors, ids = check_embeddings(vectors, ids, source='new photos')
     if vectors.shape[1] != index.dim: raise ValueError(f"new photos are {vectors.shape[1]}-d; the index holds {index.dim}-d vectors")
-    present = ids.image_id.isin(index.ids.image_id[index.ids.product_id != '']).to_numpy()   # a dropped photo may come back (its id listed anew)
+    image_ids, owners = index.id_arrays()
+    indexed = set(image_ids[owners != ''])   # a dropped photo may come back (its id listed anew)
+    present = np.fromiter((i in indexed for i in ids.image_id), bool, len(ids))
     if present.any() and not skip_existing:
         raise ValueError(f"{int(present.sum())} photo(s) are already indexed, e.g. {ids.image_id[present].iloc[0]}; "
                          "pass skip_existing=True to skip them")

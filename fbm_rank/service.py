@@ -242,7 +242,9 @@ def _fit_index(svc:Service, products=None, stored:tuple=None):
     "The index as the records say (of `products`, or all): stored photos added, removed photos dropped, a sold listing's photos masked."
     added, added_photos, vectors = stored or stored_listings(svc.store, products)   # `stored`: what `stored_listings` just gave for them
     embedded = added_photos[added_photos.embedded].reset_index(drop=True)
-    if len(embedded): add_to_index(svc.index, vectors, embedded[['image_id', 'product_id']], skip_existing=True)
+    indexed = set(svc.index.id_arrays()[0][svc.index.id_arrays()[1] != ''])   # photos the index ranks or masks (not dropped)
+    new = ~_among(embedded.image_id, indexed)
+    if new.any(): add_to_index(svc.index, vectors[new], embedded[new][['image_id', 'product_id']])
     (image_ids, owners), photos = svc.index.id_arrays(), svc.photos
     if products is not None:
         products = set(products)
