@@ -216,7 +216,7 @@ def photo_out_of_fold(prepared, # the prepared folder
     if how == 'heads':
         with steps('pooled features of the ImageNet body', 'pooled_s'):
             x = pooled_features(prepared, **{k: options[k] for k in ('arch', 'size', 'cache_at', 'weights', 'device') if k in options})
-        y, head_options = encoder.encode(rows.root_category), {k: options[k] for k in ('bs', 'lr', 'wd', 'label_smoothing', 'seed') if k in options}
+        y, head_options = encoder.encode(rows.root_category), {k: options[k] for k in ('epochs', 'bs', 'lr', 'wd', 'label_smoothing', 'seed') if k in options}   # the photo model's budget: a head as strong as it
     for i, f in enumerate(sorted(folds.unique())):
         held, part = (fold == f) & train, steps.within(f'fold {i+1}/{folds.nunique()}')
         if how == 'models': out[held] = fit_photos(prepared, mode, holdout=held, show_progress=part, **options)[1]; continue
