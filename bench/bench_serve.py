@@ -26,19 +26,14 @@ import argparse, asyncio, io, json, os, platform, shutil, subprocess, sys, tempf
 from pathlib import Path
 import numpy as np
 import httpx
-from common import best_of, load, proc_status
+from common import add_service_folders, check_folders, best_of, load, proc_status
 
 MB = 2**20
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--model', help='model folder (default: build the demo)')
-    p.add_argument('--index', help='index folder')
-    p.add_argument('--data', help='prepared folder')
-    p.add_argument('--demo', help='folder of the demo (built there with `fbm_rank demo` unless already built)')
-    p.add_argument('--demo-epochs', type=int, default=2, help='training epochs of a demo built here (default 2)')
-    p.add_argument('--photos', help='folder of query photos (default: the raw demo photos, or DATA/images)')
+    add_service_folders(p, 2, 'folder of query photos (default: the raw demo photos, or DATA/images)')
     p.add_argument('--seconds', type=float, default=10, help='load time per level (default 10)')
     p.add_argument('--levels', type=int, nargs='*', default=[1, 8, 32], help='concurrent clients per level')
     p.add_argument('--soak-seconds', type=float, default=600, help='length of the soak; 0 for none (default 600)')
@@ -52,12 +47,8 @@ def parse_args(argv=None):
     p.add_argument('--quick', action='store_true', help='smoke check in under a minute: 1 s per level, a 5 s soak, the attack')
     p.add_argument('--k', type=int, default=10, help='listings per answer')
     p.add_argument('--max-photos', type=int, default=64, help='query photos loaded into memory')
-    p.add_argument('--timeout', type=float, default=60, help='seconds a request may take before it counts as failed')
-    p.add_argument('--startup-timeout', type=float, default=180)
-    p.add_argument('--json', help='also write the results to this JSON file')
     a = p.parse_args(argv)
-    given = [x is not None for x in (a.model, a.index, a.data)]
-    if any(given) and not all(given): p.error('give --model, --index and --data together (or none for the demo)')
+    check_folders(p, a)
     if a.quick: a.seconds, a.soak_seconds, a.window, a.demo_epochs = 1, 5, 2.5, 1
     return a
 

@@ -22,7 +22,7 @@ import argparse, asyncio, io, json, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import httpx
-from common import load
+from common import add_service_folders, check_folders, load
 from bench_serve import demo_folders, start_service, wait_until_up, summary, query_photos, fbm_rank_command
 
 KINDS = ('add', 'update', 'remove')
@@ -31,22 +31,13 @@ GOAL_WRITE_P50_MS, GOAL_READ_SLOWDOWN = 20, 1.2
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--model', help='model folder (default: build the demo)')
-    p.add_argument('--index', help='index folder')
-    p.add_argument('--data', help='prepared folder')
-    p.add_argument('--demo', help='folder of the demo (built there with `fbm_rank demo` unless already built)')
-    p.add_argument('--demo-epochs', type=int, default=1, help='training epochs of a demo built here (default 1)')
-    p.add_argument('--photos', help='folder of photos for the added listings (default: the prepared photos)')
+    add_service_folders(p, 1, 'folder of photos for the added listings (default: the prepared photos)')
     p.add_argument('--seconds', type=float, default=10, help='length of each phase (default 10)')
     p.add_argument('--readers', type=int, default=4, help='concurrent reading clients (default 4)')
     p.add_argument('--write-rate', type=float, default=5, help='writes a second during the reads (default 5)')
     p.add_argument('--quick', action='store_true', help='3 s phases: a smoke check in under a minute')
-    p.add_argument('--timeout', type=float, default=60, help='seconds a request may take before it counts as failed')
-    p.add_argument('--startup-timeout', type=float, default=180)
-    p.add_argument('--json', help='also write the results to this JSON file')
     a = p.parse_args(argv)
-    given = [x is not None for x in (a.model, a.index, a.data)]
-    if any(given) and not all(given): p.error('give --model, --index and --data together (or none for the demo)')
+    check_folders(p, a)
     if a.quick: a.seconds = 3
     return a
 

@@ -124,3 +124,24 @@ def listing_signals(emb, listings:pd.DataFrame, model):
     return SimpleNamespace(v=v[keep][order], codes=codes[order], prods=prods, root=L.root_category.to_numpy(), sub=L.sub_category.to_numpy(),
                            T=model.embed(L.text), probs=model.predict_proba(L.text), col={c: i for i, c in enumerate(model.vocab)},
                            vi=np.flatnonzero(valid), ti=np.flatnonzero(~valid))
+
+
+def add_service_folders(p, # an argparse parser of a bench that starts `fbm_rank serve`
+                        demo_epochs:int, # training epochs of a demo the bench builds itself
+                        photos_help:str # what --photos holds for this bench
+                       ):
+    "The options of the benches that serve a model: its folders (or the demo's) and the photos they send."
+    p.add_argument('--model', help='model folder (default: build the demo)')
+    p.add_argument('--index', help='index folder')
+    p.add_argument('--data', help='prepared folder')
+    p.add_argument('--demo', help='folder of the demo (built there with `fbm_rank demo` unless already built)')
+    p.add_argument('--demo-epochs', type=int, default=demo_epochs, help=f'training epochs of a demo built here (default {demo_epochs})')
+    p.add_argument('--photos', help=photos_help)
+    p.add_argument('--timeout', type=float, default=60, help='seconds a request may take before it counts as failed')
+    p.add_argument('--startup-timeout', type=float, default=180)
+    p.add_argument('--json', help='also write the results to this JSON file')
+
+def check_folders(p, a):
+    "Refuse a bench's arguments that give some of the model's folders but not all."
+    given = [x is not None for x in (a.model, a.index, a.data)]
+    if any(given) and not all(given): p.error('give --model, --index and --data together (or none for the demo)')
