@@ -29,7 +29,7 @@ from .predict import category_probabilities, ListingModel, listing_category
 from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
 from .index import INDEX_FILES, CURRENT, load_index, add_to_index, catalogue_table, index_folder, mask_photos, drop_photos, compacted, save_index
 from .rank import (similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates, listing_candidates,
-                           recommend, fused_similarity, check_page, id_set, filter_mask, MAX_EXAMPLES)
+                           recommend, fused_similarity, check_page, id_set, filter_mask, rewritten, MAX_EXAMPLES)
 from .text import listing_text
 from .fusion import load_text, fuse_probabilities
 from .search import build_search, add_to_search, update_search, remove_from_search, search_candidates, text_cosines, text_vectors, query_terms
@@ -223,6 +223,7 @@ def _in_place(svc:Service, kept:pd.DataFrame)->bool:
         values = kept[c].to_numpy() if c in kept.columns else np.full(len(kept), np.nan, dtype=object)
         svc.records.iloc[rows, j] = values
         if len(shown): svc.catalogue.iloc[shown, j] = values[active]
+    rewritten(svc.catalogue); rewritten(svc.records)
     return True
 
 def _merge(svc:Service, stored:pd.DataFrame, stored_photos:pd.DataFrame):
