@@ -814,6 +814,7 @@ def restore_catalogue(src, # a folder written by `backup_catalogue`
                      )->Path: # the generation restored
     "Bring a backup back: its index as a new generation, its store in place of the store, every process reloading."
     src, index_dir = Path(src), Path(index_dir)
+    if not (src/'catalogue.sqlite').is_file(): raise FileNotFoundError(f"{src/'catalogue.sqlite'} is missing: not a backup (`backup_catalogue`); the catalogue is left as it is")
     load_index(src)   # a readable index, or one line saying why not
     backup = open_store(src/'catalogue.sqlite', create=False)
     live = open_store(db_path or index_dir/'catalogue.sqlite')
