@@ -13,7 +13,7 @@ __all__ = ['SERVICE_MAX_PIXELS', 'SERVICE_MAX_BYTES', 'MAX_DECODES', 'EVENT_WEIG
            'catalogue_stats', 'compact_catalogue', 'backup_catalogue', 'restore_catalogue', 'import_listings']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
-import collections, io, queue, shutil, threading, time, uuid, warnings
+import collections, io, queue, re, shutil, threading, time, uuid, warnings
 from functools import partial
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -853,6 +853,7 @@ def import_listings(svc:Service, # from `load_service`, on a writable store
         chunk, jpegs = todo.iloc[start:start + batch], {}
         for pid in chunk.product_id:
             for i in by_product.get(pid, []):
+                if not re.fullmatch(r'[\w-][\w.-]*', i): count(photo_skipped, 'not a plain file name'); continue   # no '../' out of images/
                 try: jpegs.setdefault(pid, []).append((i, query_jpeg(svc, (data_dir/'images'/f'{i}.jpg').read_bytes(), i)))
                 except (PhotoError, OSError) as e: count(photo_skipped, getattr(e, 'reason', 'unreadable'))
         flat = [(pid, i, j) for pid, got in jpegs.items() for i, j in got]
