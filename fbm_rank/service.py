@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['SERVICE_MAX_PIXELS', 'SERVICE_MAX_BYTES', 'MAX_DECODES', 'EVENT_WEIGHTS', 'HALF_LIFE_DAYS', 'MAX_NEGATIVES',
-           'PRICE_BANDS', 'EDITABLE', 'MAX_PAGE', 'GENERATIONS_KEPT', 'index_layer', 'decoded_pixels', 'clean_query',
-           'ServiceBusy', 'FeatureBatcher', 'Service', 'sync', 'check_model', 'load_service', 'query_jpeg',
-           'embed_query', 'start_batcher', 'similar_to_photo', 'listing_similarity', 'similar_to_listing',
-           'recommend_listings', 'record_listing_event', 'person_recommendations', 'forget', 'regions', 'search_facets',
-           'search_listings', 'categorise_listing', 'listing_record', 'photo_jpeg', 'add_listing', 'update_product',
-           'put_product', 'add_product_photos', 'remove_product_photo', 'remove_listing_for_good', 'list_products',
-           'catalogue_stats', 'compact_catalogue', 'backup_catalogue', 'restore_catalogue', 'import_listings']
+           'PRICE_BANDS', 'EDITABLE', 'MAX_LISTING_PHOTOS', 'MAX_PAGE', 'GENERATIONS_KEPT', 'index_layer',
+           'decoded_pixels', 'clean_query', 'ServiceBusy', 'FeatureBatcher', 'Service', 'sync', 'check_model',
+           'load_service', 'query_jpeg', 'embed_query', 'start_batcher', 'similar_to_photo', 'listing_similarity',
+           'similar_to_listing', 'recommend_listings', 'record_listing_event', 'person_recommendations', 'forget',
+           'regions', 'search_facets', 'search_listings', 'categorise_listing', 'listing_record', 'photo_jpeg',
+           'add_listing', 'update_product', 'put_product', 'add_product_photos', 'remove_product_photo',
+           'remove_listing_for_good', 'list_products', 'catalogue_stats', 'compact_catalogue', 'backup_catalogue',
+           'restore_catalogue', 'import_listings']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
 import collections, io, queue, re, shutil, threading, time, uuid, warnings
@@ -632,6 +633,7 @@ def add_listing(svc:Service, # from `load_service`
 
 # %% ../nbs/14_service.ipynb #3c25521c
 EDITABLE = ('name', 'description', 'category', 'price', 'location', 'status') # what `update_product` may change
+MAX_LISTING_PHOTOS = 10 # photos one listing may have (as many as a new listing may bring)
 
 def _base_of(svc:Service, product_id:str):
     "(row, [(image_id, path)]) of a listing as the prepared folder has it, for its first change; None when the store has it already."
@@ -690,16 +692,22 @@ def put_product(svc:Service, # from `load_service`
         update_listing(svc.store, listing, _base_of(svc, pid), photos=photos)
         return _changed(svc, pid), False
 
+def _room_for(svc:Service, product_id:str, n:int):
+    "Refuse photos a listing has no room for (or an unknown listing), before they cost an embedding."
+    if product_id not in svc.records.index: raise KeyError(f'product {product_id!r} not found')
+    have = int((svc.photos.product_id == product_id).sum())
+    if have + n > MAX_LISTING_PHOTOS: raise ValueError(f'photos: product {product_id} has {have} photos; {n} more would pass the limit of {MAX_LISTING_PHOTOS} a listing')
+
 def add_product_photos(svc:Service, # from `load_service`
                        product_id:str, # a listing of the catalogue
                        jpegs:list # cleaned photos, from `query_jpeg`
                       )->dict: # the listing as it now is
-    "Add photos to a listing: embedded, stored, and in the index at once."
+    "Add photos to a listing (up to `MAX_LISTING_PHOTOS` in all): embedded, stored, and in the index at once."
     if not len(jpegs): raise ValueError('photos: give at least one photo')
+    with svc.lock: sync(svc); _room_for(svc, product_id, len(jpegs))
     vectors = photo_outputs(svc.model, svc.description, list(jpegs), svc.layer)[0]
     with svc.lock:
-        sync(svc)
-        if product_id not in svc.records.index: raise KeyError(f'product {product_id!r} not found')
+        sync(svc); _room_for(svc, product_id, len(jpegs))   # again: another write may have come in between
         add_photos(svc.store, product_id, [str(uuid.uuid4()) for _ in jpegs], list(jpegs), vectors, _base_of(svc, product_id))
         return _changed(svc, product_id)
 
