@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['INDEX_FILES', 'EXACT_MAX', 'TUNE_QUERIES', 'INDEX_KINDS', 'CURRENT', 'CATALOGUE_COLUMNS', 'index_params',
-           'ImageIndex', 'ShardedVectors', 'factory_string', 'build_index', 'unit_queries', 'search_rows', 'search',
-           'save_index', 'index_folder', 'load_index', 'catalogue_table', 'add_to_index', 'mask_photos', 'drop_photos',
-           'compacted', 'build_index_from']
+           'ImageIndex', 'ShardedVectors', 'factory_string', 'build_index', 'unit_queries', 'every_photo_score',
+           'search_rows', 'search', 'save_index', 'index_folder', 'load_index', 'catalogue_table', 'add_to_index',
+           'mask_photos', 'drop_photos', 'compacted', 'build_index_from']
 
 # %% ../nbs/11_index.ipynb #4ac46858
 import math, re, time, warnings
@@ -243,11 +243,27 @@ def unit_queries(queries, # one query vector, or one per row
     if not np.isfinite(q).all() or (norms == 0).any(): raise ValueError('queries must be finite, non-zero vectors')
     return np.ascontiguousarray(q/norms)
 
+def _exact_vectors(index)->np.ndarray:
+    "The photos' vectors of an exact inner-product index (FAISS's own array, not a copy); None for other kinds."
+    fi = faiss.downcast_index(index.faiss_index)
+    if not isinstance(fi, faiss.IndexFlat) or fi.metric_type != faiss.METRIC_INNER_PRODUCT or not fi.ntotal: return None
+    return faiss.rev_swig_ptr(fi.get_xb(), fi.ntotal*fi.d).reshape(fi.ntotal, fi.d)
+
+def every_photo_score(index, # an `ImageIndex`
+                      queries # one query vector, or one per row
+                     )->np.ndarray: # one score per photo: its best cosine with the queries (-inf: masked); None unless the index is exact
+    "Every photo's best score against the queries, unsorted, by one matrix product (what ranking all photos needs, without FAISS's sort)."
+    vectors = _exact_vectors(index)
+    if vectors is None: return None
+    s = (vectors @ unit_queries(queries, index.dim).T).max(axis=1)
+    if index.masked is not None: s[index.masked] = -np.inf
+    return s
+
 def _every_photo(index, queries, k:int):
     "All photos of an exact inner-product index, ranked by one matrix product (ten times FAISS's search for k = all); None for other cases."
-    fi = faiss.downcast_index(index.faiss_index)
-    if not (type(fi) is faiss.IndexFlatIP and k >= fi.ntotal > 0): return None
-    vectors = faiss.rev_swig_ptr(fi.get_xb(), fi.ntotal*fi.d).reshape(fi.ntotal, fi.d)   # FAISS's own array, not a copy
+    vectors = _exact_vectors(index)
+    if vectors is None or k < len(vectors): return None
+    fi = index.faiss_index
     s = (vectors @ unit_queries(queries, index.dim).T).T   # this way round BLAS streams the photos once
     if index.masked is not None: s[:, index.masked] = -np.inf
     labels = np.argsort(-s, axis=1, kind='stable')   # ties: the photo indexed first

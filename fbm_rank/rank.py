@@ -21,7 +21,7 @@ from .paths import atomic_path, write_json
 from .prepare import prepared_file
 from .embed import read_embeddings, check_embeddings
 from .evaluate import retrieval_metrics
-from .index import ImageIndex, catalogue_table, search_rows, unit_queries
+from .index import ImageIndex, catalogue_table, search_rows, unit_queries, every_photo_score
 
 # %% ../nbs/12_rank.ipynb #2d635f29
 RESULT_FIELDS = ['product_id', 'name', 'price', 'location', 'category', 'score', 'image_id']
@@ -295,6 +295,33 @@ def product_photo_scores(index:ImageIndex, # the photo index
                         )->pd.DataFrame: # by product_id, best first: score (best photo pair) and row (its photo's index row)
     "Each product found among the query photos' nearest photos, with its best photo score; `attrs['cutoff']`: the score below which a product may be missing."
     fetch = len(index) if fetch is None else min(len(index), fetch)
+    every = every_photo_score(index, query_vectors) if fetch >= len(index) else None
+    return _searched_products(index, query_vectors, fetch) if every is None else _best_of_products(index, every)
+
+def _product_groups(index:ImageIndex)->tuple:
+    "(photo rows ordered by product then row, where each product's rows start), cached until `ids` is replaced."
+    if getattr(index, '_groups', None) is None or index._groups[0] is not index.ids:
+        codes = index.product_codes()[0]
+        perm = np.argsort(codes, kind='stable')
+        index._groups = (index.ids, perm, np.flatnonzero(np.r_[True, np.diff(codes[perm]) != 0]))
+    return index._groups[1], index._groups[2]
+
+def _best_of_products(index:ImageIndex, s:np.ndarray)->pd.DataFrame:
+    "`product_photo_scores` from every photo's score (`index.every_photo_score`): each product's best, grouped in one pass, not sorted photo by photo."
+    codes, products = index.product_codes()
+    perm, starts = _product_groups(index)
+    by = s[perm]
+    best = np.maximum.reduceat(by, starts)
+    row = np.minimum.reduceat(np.where(by == np.repeat(best, np.diff(np.r_[starts, len(perm)])), perm, len(perm)), starts)   # ties: the photo indexed first
+    keep = np.isfinite(best)
+    order = np.lexsort((row[keep], -best[keep]))
+    best, row = best[keep][order], row[keep][order]
+    found = pd.DataFrame({'score': best, 'row': row}, index=pd.Index(products[codes[row]], name='product_id'))
+    found.attrs.update(cutoff=-np.inf, short=bool(index.masked is not None and index.masked.any()))
+    return found
+
+def _searched_products(index:ImageIndex, query_vectors:np.ndarray, fetch:int)->pd.DataFrame:
+    "`product_photo_scores` from the `fetch` nearest photos of each query."
     scores, labels = search_rows(index, query_vectors, fetch)
     ok = labels.ravel() >= 0
     rows, s = labels.ravel()[ok], scores.ravel()[ok]
