@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['INDEX_FILES', 'EXACT_MAX', 'TUNE_QUERIES', 'INDEX_KINDS', 'CURRENT', 'CATALOGUE_COLUMNS', 'index_params',
-           'ImageIndex', 'ShardedVectors', 'factory_string', 'build_index', 'unit_queries', 'every_photo_score',
-           'search_rows', 'search', 'save_index', 'index_folder', 'load_index', 'catalogue_table', 'add_to_index',
-           'mask_photos', 'drop_photos', 'compacted', 'build_index_from']
+           'ImageIndex', 'ShardedVectors', 'factory_string', 'build_index', 'unit_queries', 'every_photo_scores',
+           'every_photo_score', 'search_rows', 'search', 'save_index', 'index_folder', 'load_index', 'catalogue_table',
+           'add_to_index', 'mask_photos', 'drop_photos', 'compacted', 'build_index_from']
 
 # %% ../nbs/11_index.ipynb #4ac46858
 import math, re, time, warnings
@@ -249,15 +249,26 @@ def _exact_vectors(index)->np.ndarray:
     if not isinstance(fi, faiss.IndexFlat) or fi.metric_type != faiss.METRIC_INNER_PRODUCT or not fi.ntotal: return None
     return faiss.rev_swig_ptr(fi.get_xb(), fi.ntotal*fi.d).reshape(fi.ntotal, fi.d)
 
+def every_photo_scores(index, # an `ImageIndex`
+                       groups:list # query sets: per set, one query vector or one per row
+                      )->list: # per set, one score per photo: its best cosine with the set (-inf: masked); None unless the index is exact
+    "Every photo's best score against each set of queries, unsorted, by one matrix product for all the sets (the photos are read once)."
+    vectors = _exact_vectors(index)
+    if vectors is None: return None
+    queries = [unit_queries(g, index.dim) for g in groups]
+    s, out, start = vectors @ np.concatenate(queries).T, [], 0
+    for q in queries:
+        best = s[:, start:start + len(q)].max(axis=1); start += len(q)
+        if index.masked is not None: best[index.masked] = -np.inf
+        out.append(best)
+    return out
+
 def every_photo_score(index, # an `ImageIndex`
                       queries # one query vector, or one per row
                      )->np.ndarray: # one score per photo: its best cosine with the queries (-inf: masked); None unless the index is exact
     "Every photo's best score against the queries, unsorted, by one matrix product (what ranking all photos needs, without FAISS's sort)."
-    vectors = _exact_vectors(index)
-    if vectors is None: return None
-    s = (vectors @ unit_queries(queries, index.dim).T).max(axis=1)
-    if index.masked is not None: s[index.masked] = -np.inf
-    return s
+    found = every_photo_scores(index, [queries])
+    return None if found is None else found[0]
 
 def _every_photo(index, queries, k:int):
     "All photos of an exact inner-product index, ranked by one matrix product (ten times FAISS's search for k = all); None for other cases."

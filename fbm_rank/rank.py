@@ -291,11 +291,12 @@ def rank_candidates(candidates:Candidates, # the products considered, with their
 # %% ../nbs/12_rank.ipynb #c3e2a7f3
 def product_photo_scores(index:ImageIndex, # the photo index
                          query_vectors:np.ndarray, # the query's photo embeddings, one per row
-                         fetch:int=None # photos to score per query; every photo when None
+                         fetch:int=None, # photos to score per query; every photo when None
+                         every:np.ndarray=None # every photo's score for these queries, when already computed (`index.every_photo_scores`)
                         )->pd.DataFrame: # by product_id, best first: score (best photo pair) and row (its photo's index row)
     "Each product found among the query photos' nearest photos, with its best photo score; `attrs['cutoff']`: the score below which a product may be missing."
     fetch = len(index) if fetch is None else min(len(index), fetch)
-    every = every_photo_score(index, query_vectors) if fetch >= len(index) else None
+    if every is None and fetch >= len(index): every = every_photo_score(index, query_vectors)
     return _searched_products(index, query_vectors, fetch) if every is None else _best_of_products(index, every)
 
 def _product_groups(index:ImageIndex)->tuple:
@@ -453,12 +454,13 @@ def listing_candidates(index:ImageIndex, # the photo index
                        catalogue:pd.DataFrame, # the listings ranked, by product_id (`index.catalogue_table`)
                        query_vectors:np.ndarray=None, # the query's photo embeddings (None or no rows: no photo)
                        text:pd.Series=None, # product_id -> text cosine with the query (None: no text)
-                       category_probs:dict=None # root category -> the query's probability (None: no category signal)
+                       category_probs:dict=None, # root category -> the query's probability (None: no category signal)
+                       every:np.ndarray=None # every photo's score for the query photos, when already computed (several queries at once)
                       )->Candidates: # every listing of the catalogue, with its photo, text, category and vote signals
     "Every listing of the catalogue as a candidate for a query of photos and/or text."
     table = catalogue
     pids = table.index
-    photos = None if query_vectors is None or not len(np.atleast_2d(query_vectors)) else product_photo_scores(index, query_vectors)
+    photos = None if query_vectors is None or not len(np.atleast_2d(query_vectors)) else product_photo_scores(index, query_vectors, every=every)
     raw = {'photo': None if photos is None else photos.score.reindex(pids).fillna(0).to_numpy(dtype=float)[None],   # no photo: 0
            'text': None if text is None else text.reindex(pids).fillna(0).to_numpy(dtype=float)[None],
            'category': None if not category_probs else table.root_category.map(category_probs).fillna(0).to_numpy(dtype=float)[None],

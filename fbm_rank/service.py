@@ -28,7 +28,7 @@ from .backbones import photo_size
 from .model_folder import load_model, model_fingerprint
 from .predict import category_probabilities, ListingModel, listing_category
 from .embed import photo_outputs, use_runtime, model_runtime, embed_listings
-from .index import INDEX_FILES, CURRENT, load_index, add_to_index, catalogue_table, index_folder, mask_photos, drop_photos, compacted, save_index
+from .index import every_photo_scores, INDEX_FILES, CURRENT, load_index, add_to_index, catalogue_table, index_folder, mask_photos, drop_photos, compacted, save_index
 from .rank import (similar_products, similar_to_product, similar_listings, product_vectors, rank_candidates, listing_candidates,
                            recommend, fused_similarity, check_page, id_set, filter_mask, rewritten, MAX_EXAMPLES)
 from .text import listing_text
@@ -423,17 +423,29 @@ def listing_similarity(svc:Service, # from `load_service`
     text = None if svc.text_model is None else (lambda e: e @ e.T)(text_vectors(svc.search, product_ids))
     return fused_similarity(_photo_pairs(svc, product_ids), text, weights={'category': 0, 'vote': 0})
 
-def _example(svc:Service, product_id:str):
+def _example(svc:Service, product_id:str, photos:tuple=None):
     "A listing of the catalogue as a query (`rank.Candidates` over the catalogue): its photos and its text, compared with every listing."
     row = svc.records.loc[product_id]
-    try: vectors = product_vectors(svc.index, product_id)
-    except KeyError: vectors = None   # a listing without photos: its words alone
+    if photos is None: photos = (_photo_vectors(svc, product_id), None)
+    vectors, every = photos   # its photos' vectors (None: none) and every photo's score against them (None: not computed yet)
     cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
     if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
     probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
-    found = listing_candidates(svc.index, svc.catalogue, vectors, cosine, probs)
+    found = listing_candidates(svc.index, svc.catalogue, vectors, cosine, probs, every=every)
     found.similarity = partial(listing_similarity, svc)   # diverse pages compare the candidates with each other
     return found
+
+def _photo_vectors(svc:Service, product_id:str)->np.ndarray:
+    try: return product_vectors(svc.index, product_id)
+    except KeyError: return None   # a listing without photos: its words alone
+
+def _examples(svc:Service, product_ids:list)->dict:
+    "Several listings as queries (`_example`), every photo scored against all their photos in one matrix product."
+    vectors = {p: _photo_vectors(svc, p) for p in product_ids}
+    shown = [p for p in product_ids if vectors[p] is not None]
+    every = every_photo_scores(svc.index, [vectors[p] for p in shown]) if shown else None
+    every = dict(zip(shown, every)) if every is not None else {}
+    return {p: _example(svc, p, (vectors[p], every.get(p))) for p in product_ids}
 
 def similar_to_listing(svc:Service, # from `load_service`
                        product_id:str, # a listing of the catalogue
@@ -471,7 +483,8 @@ def recommend_listings(svc:Service, # from `load_service`
         sync(svc)
         unknown = [p for p in positive + negative if p not in svc.records.index]
         if unknown: raise KeyError(f'unknown product(s): {unknown[:10]}')
-        return recommend(svc.catalogue, {p: _example(svc, p) for p in positive}, {n: _example(svc, n) for n in negative}, k, aggregate=aggregate,
+        examples = _examples(svc, list(dict.fromkeys(positive + negative)))
+        return recommend(svc.catalogue, {p: examples[p] for p in positive}, {n: examples[n] for n in negative}, k, aggregate=aggregate,
                          explain=explain, category=category, min_price=min_price, max_price=max_price, max_k=max_k, offset=offset, diversity=diversity,
                          positive_weights=positive_weights, exclude_product=exclude_product)
 
