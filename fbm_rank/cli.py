@@ -292,10 +292,10 @@ def rank_photo(svc, # a `service.Service`
     vector, probs = embed_query(svc, query_jpeg(svc, data, str(photo)))
     return {'photo': str(photo), **similar_to_photo(svc, vector, probs, **filters)}
 
-def _load_service(args):
+def _load_service(args, writable:bool=False): # writable: a command that changes the catalogue (reading ones write nothing)
     from fbm_rank.service import load_service
     return load_service(_existing_dir(args.model, 'model'), _existing_dir(args.index, 'index'), args.data and _existing_dir(args.data, 'prepared'),
-                        db_path=args.db, create_store=False, runtime=args.runtime)
+                        db_path=args.db, create_store=writable, runtime=args.runtime)
 
 def _print_ranking(answer:dict, as_json:bool):
     print(json.dumps(answer, ensure_ascii=False, default=str) if as_json else _format_results(answer['photo'], answer['results']))
@@ -385,11 +385,6 @@ def _add_serve(sub):
     p.set_defaults(func=cmd_serve)
 
 # %% ../nbs/16_cli.ipynb #3f1f397b
-def _catalogue_service(args, writable:bool=True):
-    from fbm_rank.service import load_service
-    return load_service(_existing_dir(args.model, 'model'), _existing_dir(args.index, 'index'), args.data and _existing_dir(args.data, 'prepared'),
-                        db_path=args.db, create_store=writable, runtime=args.runtime)
-
 def _record_line(r:dict)->str:
     price = r.get('price')
     price = f'£{price:,.2f}' if isinstance(price, (int, float)) and math.isfinite(price) else ''
@@ -410,7 +405,7 @@ def cmd_catalogue(args):
     if op == 'restore':
         S.restore_catalogue(_existing_dir(args.src, 'backup'), _existing_dir(args.index, 'index'), args.db)
         print(f'restored {args.src} into {args.index}'); return 0
-    svc = _catalogue_service(args, writable=op != 'list')
+    svc = _load_service(args, writable=op != 'list')
     if op == 'add':
         listing = new_listing(args.name, args.category, args.price, args.location, args.description, product_id=args.id)
         _show_record(S.add_listing(svc, listing, [S.query_jpeg(svc, read_photo(p), str(p)) for p in args.photos]), args.json)

@@ -14,7 +14,7 @@ __all__ = ['SERVICE_MAX_PIXELS', 'SERVICE_MAX_BYTES', 'MAX_DECODES', 'EVENT_WEIG
            'restore_catalogue', 'import_listings']
 
 # %% ../nbs/14_service.ipynb #8ba0425a
-import collections, io, queue, re, shutil, threading, time, uuid, warnings
+import collections, contextlib, fcntl, io, queue, re, shutil, threading, time, uuid, warnings
 from functools import partial
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from PIL import Image
 from .paths import fingerprint
-from .photos import PhotoError, cleaned_jpeg, check_decode_cost
+from .photos import PhotoError, cleaned_jpeg, check_decode_cost, decode_cost
 from .backbones import photo_size
 from .model_folder import load_model, model_fingerprint
 from .predict import category_probabilities, ListingModel, listing_category
@@ -61,14 +61,8 @@ MAX_DECODES = 2  # photos decoded at once
 def decoded_pixels(data:bytes, # an upload
                    size:int # side of the square it will be cleaned into
                   )->int: # pixels the decoder will produce (0 when the header cannot be read)
-    "How many pixels decoding `data` for a `size` square costs, JPEG's reduced decoding included."
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # a header read: the cap judges the size
-            with Image.open(io.BytesIO(data)) as img:
-                img.draft('RGB', (size, size))  # JPEG only; other formats keep their size
-                return img.size[0]*img.size[1]
-    except Exception: return 0  # not an image: `cleaned_jpeg` says why
+    "How many pixels decoding `data` for a `size` square costs, JPEG's reduced decoding included (`photos.decode_cost`)."
+    return decode_cost(data, size)[0]
 
 def clean_query(data:bytes, # the bytes of an upload
                 size:int, # side of the cleaned square
@@ -777,6 +771,14 @@ def catalogue_stats(svc:Service # from `load_service`
 # %% ../nbs/14_service.ipynb #503b76b8
 GENERATIONS_KEPT = 2 # index generations kept: the one in use and the one before (a process may still be loading it)
 
+@contextlib.contextmanager
+def _one_at_a_time(index_dir:Path):
+    "Hold the index folder's lock: two compactions (or restores) at once would each delete the other's new generation."
+    with open(Path(index_dir)/'.generations.lock', 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def _swap_index(svc:Service):
     "Load the index generation now in use (after a compaction), keeping records, photos and search as they are."
     svc.index = load_index(svc.index_dir)
@@ -805,7 +807,7 @@ def _write_listings(records:pd.DataFrame, path:Path):
 def compact_catalogue(svc:Service # from `load_service`, on a writable store
                      )->Path: # the new generation's folder
     "Fold every change into a fresh index generation and switch every process to it."
-    with svc.lock:
+    with _one_at_a_time(svc.index_dir), svc.lock:
         sync(svc)
         fresh = compacted(svc.index)
         out = _new_generation(svc.index_dir, svc.seq)
@@ -840,14 +842,15 @@ def restore_catalogue(src, # a folder written by `backup_catalogue`
     backup = open_store(src/'catalogue.sqlite', create=False)
     live = open_store(db_path or index_dir/'catalogue.sqlite')
     try:
-        seen = log_seq(live)
-        out = _new_generation(index_dir, seen)
-        out.mkdir(parents=True)
-        for name in INDEX_FILES.values():
-            if (src/name).is_file(): shutil.copy2(src/name, out/name)
-        _switch(index_dir, out)
-        backup.backup(live)
-        with transaction(live): live.execute("INSERT INTO changes (seq, product_id, kind, at) VALUES (?, '', 'restore', ?)", (max(seen, log_seq(live)) + 1, time.time()))
+        with _one_at_a_time(index_dir):
+            seen = log_seq(live)
+            out = _new_generation(index_dir, seen)
+            out.mkdir(parents=True)
+            for name in INDEX_FILES.values():
+                if (src/name).is_file(): shutil.copy2(src/name, out/name)
+            _switch(index_dir, out)
+            backup.backup(live)
+            with transaction(live): live.execute("INSERT INTO changes (seq, product_id, kind, at) VALUES (?, '', 'restore', ?)", (max(seen, log_seq(live)) + 1, time.time()))
     finally: backup.close(); live.close()
     return out
 
