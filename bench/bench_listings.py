@@ -28,7 +28,7 @@ import argparse, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fbm_rank.labels import CategoryEncoder
-from fbm_rank.text import text_listings, train_text_model, load_text_model
+from fbm_rank.text import text_listings, train_text_model, load_text_model, DEFAULT_TEXT_OPTION
 from fbm_rank.rank import fused_similarity, FUSION_WEIGHTS, rank_candidates
 from fbm_rank.search import build_search, search_candidates, SEARCH_WEIGHTS
 from fbm_rank.index import catalogue_table
@@ -38,6 +38,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--emb', type=Path, required=True, help='photo embedding folder (`fbm_rank embed`)')
     p.add_argument('--text', type=Path, help='a saved text model folder; trained when absent')
+    p.add_argument('--option', default=DEFAULT_TEXT_OPTION, help="the text model option trained when --text is absent (e.g. 'three heads n-grams': without the sentence encoder)")
     p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--tune', action='store_true', help='print the tuning grid on training listings')
     p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
@@ -46,9 +47,10 @@ def main():
     a = p.parse_args()
     prepared = real_prepared(a.work/'prepared')
     listings = text_listings(prepared)
-    model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'))
+    model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'), a.option)
     d = listing_signals(a.emb, listings, model)
     v, codes, prods, root, sub, T, probs, col, vi, ti = d.v, d.codes, d.prods, d.root, d.sub, d.T, d.probs, d.col, d.vi, d.ti
+    print(f'text model: {model}; sentence encoder: {model.settings.get("sentences")} (weight {model.settings.get("sentence_weight")})')
     print(f'{len(prods)} listings with photos: {len(vi)} validation query {len(ti)} training; load {load()}', flush=True)
     def parts(q):
         return (product_photo_matrix(v, codes, q, ti), T[q] @ T[ti].T, probs[q][:, [col[c] for c in root[ti]]])

@@ -356,11 +356,12 @@ def embed_listings(model_dir, # a model folder written by `train.train`, with it
     model_key = model_fingerprint(model_dir, 'text')
     if read_description(model_dir).get('text') is None: raise ValueError(f'{model_dir}: no text model (train it with text=True) to embed listings with')
     pids, texts = _listing_texts(listings)
-    key = fingerprint('embed_listings', model_key, pids, texts)
+    text = text or load_text(model_dir)
+    key = fingerprint('embed_listings', model_key, *filter(None, [text.embedding_key]), pids, texts)   # the sentence encoder's weights too, when it has one
     if out is not None and (Path(out)/EMB_FILES['meta']).is_file() and read_json(Path(out)/EMB_FILES['meta']).get('fingerprint') == key:
         try: return read_embeddings(out)
         except (OSError, ValueError): pass   # damaged: computed again below
-    vectors, ids = listing_vectors(text or load_text(model_dir), texts), pd.DataFrame({'product_id': pids})
+    vectors, ids = listing_vectors(text, texts), pd.DataFrame({'product_id': pids})
     meta = {'kind': 'listing', 'model': str(model_dir.resolve()), 'model_fingerprint': model_key, 'fingerprint': key}
     vectors, ids = check_embeddings(vectors, ids, source='listing embeddings', kind='listing')
     if out is not None and keep: write_embeddings(vectors, ids, meta, out)

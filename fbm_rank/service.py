@@ -363,10 +363,12 @@ def _probabilities(svc:Service, text_probs, photo_probs)->np.ndarray:
     "The category probabilities of a listing from its text's (None: no text) and its photos' (n x C, n >= 0)."
     return fuse_probabilities(svc.description.get('fusion'), text_probs, photo_probs)
 
-def _text_query(svc:Service, text:str)->tuple:
-    "(product_id -> text cosine, category probabilities) of a listing text; (None, None) without text or a text model."
+def _text_query(svc:Service, text:str, product_id:str=None)->tuple:
+    "(product_id -> text cosine, category probabilities) of a listing text (a catalogue listing's: its stored embedding); (None, None) without text or a text model."
     if svc.text_model is None or not text: return None, None
-    e, p = svc.text_model.query(text)   # as `embed` and `predict_proba` give them, without their per-call cost
+    stored = svc.search.rows.get(product_id) if product_id is not None else None
+    # as `embed` and `predict_proba` give them, without their per-call cost; a catalogue listing's embedding is read, not computed again
+    e, p = svc.text_model.query(text, None if stored is None else svc.search.embeddings[stored])
     if not e.any(): return None, None   # no n-gram the model knows: nothing to compare
     return text_cosines(svc.search, e), p
 
@@ -422,7 +424,7 @@ def _example(svc:Service, product_id:str, photos:tuple=None):
     row = svc.records.loc[product_id]
     if photos is None: photos = (_photo_vectors(svc, product_id), None)
     vectors, every = photos   # its photos' vectors (None: none) and every photo's score against them (None: not computed yet)
-    cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')))
+    cosine, text_probs = _text_query(svc, listing_text(row['name'], row.get('description')), product_id)
     if cosine is None and vectors is None: raise KeyError(f'product {product_id} has no photos and no text to compare')
     probs = None if text_probs is None else dict(zip(svc.text_model.vocab, text_probs))
     found = listing_candidates(svc.index, svc.catalogue, vectors, cosine, probs, every=every)

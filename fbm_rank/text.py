@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MAX_TEXT_CHARS', 'TEXT_LISTING_COLUMNS', 'TEXT_DEFAULTS', 'TEXT_OPTIONS', 'DEFAULT_TEXT_OPTION', 'KINDS',
            'TEXT_FORMAT', 'TEXT_FILES', 'drop_site_footer', 'listing_text', 'text_listings', 'text_settings',
-           'TextModel', 'path_probabilities', 'path_labels', 'train_text_model', 'text_features', 'TextModelError',
-           'save_text_model', 'load_text_model', 'text_metrics']
+           'TextModel', 'blend_embeddings', 'path_probabilities', 'path_labels', 'train_text_model', 'text_features',
+           'TextModelError', 'save_text_model', 'load_text_model', 'text_metrics']
 
 # %% ../nbs/07a_text.ipynb #a83d6a02
 import re, json, weakref
@@ -26,7 +26,8 @@ from safetensors.numpy import save_file, load_file
 from .labels import CategoryEncoder
 from .prepare import read_report, prepared_file, read_listings, read_training
 from .evaluate import top_k_correct, precision_at_k
-from .paths import atomic_dir, write_json, read_json
+from .paths import atomic_dir, write_json, read_json, fingerprint
+from .sentences import SENTENCE_ENCODERS, DEFAULT_SENTENCES, sentence_encoder, cached_sentences
 
 # %% ../nbs/07a_text.ipynb #0620f876
 MAX_TEXT_CHARS = 2000 # a listing's text is cut to this many characters (at a space when there is one)
@@ -85,10 +86,11 @@ def text_listings(prepared # a finished prepared folder: listings.parquet, train
 TEXT_DEFAULTS = dict(word_ngrams=(1, 2), char_ngrams=(2, 5), title_word_ngrams=(1, 2), title_char_ngrams=(2, 5),
                      twice_word_ngrams=(1, 2), twice_char_ngrams=(2, 5), min_df=2, max_char_features=40_000,
                      alpha=3e-5, epochs=50, dims=256, svd_iter=3, seed=0,
-                     paths=True, path_min=5, path_alpha=1e-5, path_epochs=20)
+                     paths=True, path_min=5, path_alpha=1e-5, path_epochs=20,
+                     sentences=DEFAULT_SENTENCES, sentence_weight=0.5)
 _NO_TITLE = dict(title_word_ngrams=None, title_char_ngrams=None)
 _NO_TWICE = dict(twice_word_ngrams=None, twice_char_ngrams=None)
-_ONE_HEAD = dict(**_NO_TWICE, paths=False)
+_ONE_HEAD = dict(**_NO_TWICE, paths=False, sentences=None)
 TEXT_OPTIONS = {
     'word':            dict(char_ngrams=None, alpha=1e-5, **_NO_TITLE, **_ONE_HEAD),   # word 1-2-grams only
     'word+char':       dict(alpha=1e-5, **_NO_TITLE, **_ONE_HEAD),                     # + character 2-5-grams within words
@@ -96,9 +98,10 @@ TEXT_OPTIONS = {
     'word+char+title': dict(**_ONE_HEAD),                                              # + the title's own n-grams: the default until issue 21
     'word+char+title a1e-4': dict(alpha=1e-4, **_ONE_HEAD),                            # stronger regularisation
     'word+char+title 128d': dict(dims=128, **_ONE_HEAD),                               # a smaller embedding
-    'word+char+title +paths': dict(**_NO_TWICE),                                       # + the path head, its roots voting
-    'word+char+title +twice': dict(paths=False),                                       # + the second view's head
-    'three heads':     dict(),                                                         # both: the default
+    'word+char+title +paths': dict(**_NO_TWICE, sentences=None),                       # + the path head, its roots voting
+    'word+char+title +twice': dict(paths=False, sentences=None),                       # + the second view's head
+    'three heads n-grams': dict(sentences=None),                                       # both: the default until MiniLM
+    'three heads':     dict(),                                                         # + the sentence encoder in the embedding: the default
 }
 DEFAULT_TEXT_OPTION = 'three heads'
 
@@ -216,12 +219,30 @@ class TextModel:
         if not self.paths: raise ValueError('this text model has no path head (trained with paths=False, or before paths were learnt)')
         return self._given_root(self._read(texts)[1])
 
+    @property
+    def sentence_encoder(self):
+        "The sentence encoder the embedding blends in (`fbm_rank.sentences`), loaded at first use; None without one."
+        name = self.settings.get('sentences')
+        return None if not name else sentence_encoder(name)
+
     def embed(self, texts # listing texts
-             )->np.ndarray: # texts x dims float32, unit length (zeros for a text with no known n-gram)
-        "The dense embedding of each text, for similar listings."
-        e = np.asarray(self.features(texts) @ self.components.T, dtype=np.float32)
-        norm = np.linalg.norm(e, axis=1, keepdims=True)
-        return np.divide(e, norm, out=np.zeros_like(e), where=norm > 0)
+             )->np.ndarray: # texts x dim float32, unit length (zeros for a text with nothing known: no n-gram, no words)
+        "The dense embedding of each text, for similar listings: its n-grams' SVD, blended with its sentence embedding when the model has an encoder."
+        texts = _texts(texts)
+        e = _unit(np.asarray(self.features(texts) @ self.components.T, dtype=np.float32))
+        if not self.settings.get('sentences'): return e
+        return blend_embeddings(e, cached_sentences(self.sentence_encoder, texts, progress=len(texts) > 1000), self.settings['sentence_weight'])
+
+def _unit(e:np.ndarray)->np.ndarray:
+    norm = np.linalg.norm(e, axis=-1, keepdims=True)
+    return np.divide(e, norm, out=np.zeros_like(e), where=norm > 0)
+
+def blend_embeddings(ngrams:np.ndarray, # n x d1 unit rows (or zeros): the n-grams' SVD embedding
+                     sentences:np.ndarray, # n x d2 unit rows (or zeros): the sentence encoder's
+                     weight:float # the sentence encoder's share of the cosine, in [0, 1]
+                    )->np.ndarray: # n x (d1 + d2) float32 unit rows: cosine = (1 - weight) x n-grams' + weight x sentences'
+    "Two unit embeddings side by side, scaled so that the cosine of two blends is the weighted mean of the two cosines."
+    return _unit(np.hstack([np.sqrt(1 - weight)*ngrams, np.sqrt(weight)*sentences]).astype(np.float32))
 
 def path_probabilities(model:TextModel, # a text model with a path head
                        root_probs, # probabilities of the root categories (the text model's, or fused with the photos'), ... x categories
@@ -312,18 +333,25 @@ class _Row:
     def __matmul__(self, m): return m.T[:, self.cols] @ self.vals
 
 @patch
-def query(self:TextModel, text:str # one listing text or search query (None: empty)
-         )->tuple: # (unit embedding, zeros when no n-gram is known; root-category probabilities)
-    "The embedding and category probabilities of one text, as `embed` and `predict_proba` give them, in well under a millisecond."
+def query(self:TextModel, text:str, # one listing text or search query (None: empty)
+          embedding:np.ndarray=None # the text's embedding when already known (a listing of the catalogue): not computed again
+         )->tuple: # (unit embedding, zeros when nothing is known; root-category probabilities)
+    "The embedding and category probabilities of one text, as `embed` and `predict_proba` give them: the n-grams in well under a millisecond, the sentence encoder in a few."
     text = '' if text is None else str(text)
     cols, vals = text_features(self, text)
-    e = (self.components[:, cols] @ vals).astype(np.float32)
-    norm = np.linalg.norm(e)
     p = self._heads(_Row(cols, vals), _Row(*text_features(self, text, 'twice')) if 'twice' in self.heads else None)[0]
-    return (e/norm if norm > 0 else np.zeros_like(e)), p
+    if embedding is not None: return np.asarray(embedding, np.float32), p
+    e = _unit((self.components[:, cols] @ vals).astype(np.float32))
+    if self.settings.get('sentences'): e = blend_embeddings(e[None], self.sentence_encoder.query(text)[None], self.settings['sentence_weight'])[0]
+    return e, p
 
 @patch(as_prop=True)
-def dim(self:TextModel)->int: return len(self.components)   # the embedding's dimensions
+def dim(self:TextModel)->int:   # the embedding's dimensions
+    return len(self.components) + (self.sentence_encoder.dim if self.settings.get('sentences') else 0)
+
+@patch(as_prop=True)
+def embedding_key(self:TextModel)->str:   # what the embedding depends on beyond the model's own files: the sentence encoder's key and share ('' without one)
+    return fingerprint('sentences', self.sentence_encoder.key, self.settings['sentence_weight']) if self.settings.get('sentences') else ''
 
 # %% ../nbs/07a_text.ipynb #4c67d8a7
 TEXT_FORMAT = 'fbm_rank.text/1'
@@ -378,6 +406,14 @@ def _heads(meta:dict, w:dict, width:dict, path:Path)->tuple:
             raise TextModelError(f"{path/'weights.safetensors'}: the {h} head's arrays of shapes {c.shape}, {b.shape} do not fit {rows[h]} classes and {width['twice' if h == 'twice' else 'text']} n-grams")
     return heads, paths
 
+def _check_sentences(s:dict, path:Path):
+    "A saved model's sentence encoder: one this version knows, its share of the cosine a number from 0 to 1."
+    name, w = s.get('sentences'), s.get('sentence_weight')
+    if name is None: return
+    if name not in SENTENCE_ENCODERS: raise TextModelError(f'{path}: unknown sentence encoder {name!r}; known: {", ".join(SENTENCE_ENCODERS)}')
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
+        raise TextModelError(f'{path}: sentence_weight {w!r} is not a number from 0 to 1')
+
 def load_text_model(path # a folder written by `save_text_model`
                    )->TextModel:
     "The text model saved in the folder `path`."
@@ -390,6 +426,7 @@ def load_text_model(path # a folder written by `save_text_model`
     missing = [k for k in ('coef', 'intercept', 'components') if k not in w] + [k for k in meta['vectorizers'] if k not in vocab]
     if missing: raise TextModelError(f'{path}: {", ".join(missing)} missing from the saved arrays')
     s = meta['settings']
+    _check_sentences(s, path/'settings.json')
     vectorizers = {k: _vectorizer(k, spec, vocab[k], s, path/'vocabulary.json') for k, spec in meta['vectorizers'].items()}
     width = {view: sum(len(v.vocabulary) for k, v in vectorizers.items() if KINDS[k][2] == view) for view in ('text', 'twice')}
     n = width['text']
