@@ -17,11 +17,12 @@ the load average.
     .venv/bin/python bench/bench_baseline.py                                  # every baseline and option, both splits
     .venv/bin/python bench/bench_baseline.py --options 'three heads' --baselines baseline --splits seed1
     .venv/bin/python bench/bench_baseline.py --path-min 1 5 10 20 --options 'three heads' --baselines   # N for rare paths
+    .venv/bin/python bench/bench_baseline.py --sentence-features 0 0.3 0.7 --options 'three heads' --baselines   # the heads' share of MiniLM
     .venv/bin/python bench/bench_baseline.py --json rows.json                 # also write the rows
 
 Timings are wall-clock on whatever else the machine is doing: compare them within one run, beside its load average.
 """
-import argparse
+import argparse, itertools
 from pathlib import Path
 import numpy as np, pandas as pd, scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -73,6 +74,7 @@ def main():
     p.add_argument('--options', nargs='*', default=['word+char+title', 'word+char+title +paths', 'word+char+title +twice', DEFAULT_TEXT_OPTION],
                    help='keys of fbm_rank.text.TEXT_OPTIONS (none: skip)')
     p.add_argument('--path-min', nargs='*', type=int, default=[], help='also the options with these path_min values')
+    p.add_argument('--sentence-features', nargs='*', type=float, default=[], help='also the options with these sentence_features values (0: the heads read no sentence embedding)')
     p.add_argument('--splits', nargs='+', default=['valid', 'seed1'])
     p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--json', type=Path, help='write the rows here')
@@ -87,11 +89,11 @@ def main():
             with Timer() as t: m = baseline(tables[s], **BASELINES[name])
             rows.append(show(dict(split=s, model=name, train_s=round(t.seconds, 1), **m, load=load())))
         for name in a.options:
-            for path_min in a.path_min or [None]:
-                extra = {} if path_min is None else {'path_min': path_min}
+            for extra in [dict(zip(('path_min', 'sentence_features'), v)) for v in itertools.product(a.path_min or [None], a.sentence_features or [None])]:
+                extra = {k: v for k, v in extra.items() if v is not None}
                 with Timer() as t: model = train_text_model(tables[s], encoder, name, dims=2, **extra)
                 m = text_metrics(model, tables[s])
-                label = name + ('' if path_min is None else f' path_min {path_min}')
+                label = name + ''.join(f' {k} {v}' for k, v in extra.items())
                 rows.append(show(dict(split=s, model=label, train_s=round(t.seconds, 1), accuracy=m['accuracy'], top_3=m['top_3'],
                                       path_top_1=m.get('path_top_1'), path_top_3=m.get('path_top_3'), load=load())))
     print(pd.DataFrame(rows).to_string(index=False))

@@ -41,6 +41,7 @@ def main():
     p.add_argument('--option', default=DEFAULT_TEXT_OPTION, help="the text model option trained when --text is absent (e.g. 'three heads n-grams': without the sentence encoder)")
     p.add_argument('--work', type=Path, default=REAL)
     p.add_argument('--tune', action='store_true', help='print the tuning grid on training listings')
+    p.add_argument('--sentence-weight', type=float, help="the sentence encoder's share of the text cosine, instead of the model's (fbm_rank.text.blend_embeddings)")
     p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
     p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,text=0.4,category=0.4,vote=0.4,neighbours=10")
     p.add_argument('--no-search', action='store_true', help='similar listings only (e.g. to compare photo embeddings): skip the search figures')
@@ -50,6 +51,7 @@ def main():
     model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'), a.option)
     d = listing_signals(a.emb, listings, model)
     v, codes, prods, root, sub, T, probs, col, vi, ti = d.v, d.codes, d.prods, d.root, d.sub, d.T, d.probs, d.col, d.vi, d.ti
+    if a.sentence_weight is not None: model.settings['sentence_weight'] = a.sentence_weight
     print(f'text model: {model}; sentence encoder: {model.settings.get("sentences")} (weight {model.settings.get("sentence_weight")})')
     print(f'{len(prods)} listings with photos: {len(vi)} validation query {len(ti)} training; load {load()}', flush=True)
     def parts(q):

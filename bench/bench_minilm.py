@@ -21,6 +21,7 @@ takes about 4.5 minutes on two busy cores); `--encode` makes them when absent, o
 
     .venv/bin/python bench/bench_minilm.py --encode       # make the cache (minutes), then measure
     .venv/bin/python bench/bench_minilm.py --parts cost   # the cost only
+    .venv/bin/python bench/bench_minilm.py --parts tokens # fbm_rank.sentences at 64, 128 and 256 tokens: cost and P@10
 """
 import argparse, time
 from pathlib import Path
@@ -141,6 +142,23 @@ def part_cost(L, n_sample, n_queries):
     rows.append(show(dict(engine='onnxruntime', query_ms_p50=round(float(np.median(ms)), 1), query_ms_p90=round(float(np.percentile(ms, 90)), 1), load=load())))
     return rows
 
+def part_tokens(L, bounds=(64, 128, 256), n_queries=50):
+    "fbm_rank.sentences' encoder (ONNX Runtime) at several token bounds: encoding the catalogue, one title, and similar listings' P@10."
+    from fbm_rank.sentences import sentence_encoder
+    v, t = np.flatnonzero(L.is_valid.to_numpy()), np.flatnonzero(~L.is_valid.to_numpy())
+    root, sub = L.root_category.to_numpy(), L.sub_category.to_numpy()
+    titles = [title(x) for x in L.text.sample(n_queries, random_state=1)]
+    rows = []
+    for n in bounds:
+        enc = sentence_encoder(max_tokens=n)
+        with Timer() as tm: E = enc.encode(list(L.text))
+        ms = []
+        for q in titles:
+            t0 = time.perf_counter(); enc.query(q); ms.append((time.perf_counter() - t0)*1e3)
+        rows.append(show(dict(max_tokens=n, engine=enc.runtime, catalogue_s=round(tm.seconds), query_ms_p50=round(float(np.median(ms)), 2),
+                              root_p_at_10=score_precision(E[v] @ E[t].T, root[v], root[t]), sub_p_at_10=score_precision(E[v] @ E[t].T, sub[v], sub[t]), load=load())))
+    return rows
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--parts', nargs='+', default=['features', 'similar', 'search', 'cost'])
@@ -153,7 +171,8 @@ def main():
     prepared = real_prepared(a.work/'prepared')
     L, enc = text_listings(prepared), CategoryEncoder.load(prepared/'categories.json')
     if 'cost' in a.parts: part_cost(L, a.sample, a.queries)
-    if not set(a.parts) - {'cost'}: return
+    if 'tokens' in a.parts: part_tokens(L)
+    if not set(a.parts) - {'cost', 'tokens'}: return
     E, ET = cached(a.work, L, a.encode)
     if 'features' in a.parts: part_features(splits(prepared, L), enc, E, a.weight)
     if {'similar', 'search'} & set(a.parts):

@@ -18,6 +18,7 @@ from .paths import atomic_path, fingerprint, resumable_chunks, clear_chunks
 from .labels import CategoryEncoder
 from .backbones import torch_device, DEFAULT_ARCH, backbone, backbone_weights, make_model
 from .prepare import prepared_file, read_categories, read_training
+from .runtime import outputs_runner, module_key
 
 # %% ../nbs/06b_features.ipynb #053f1153
 def photo_dataloaders(prepared, # the prepared folder (`training.parquet`, `categories.json`, `images/`)
@@ -80,12 +81,22 @@ def cache_key(prepared, # the prepared folder
 def _prefix(arch, cache_at, weights=None, device=None):
     return make_model(arch, 2, weights=weights)[0][:cache_at].eval().to(torch_device(device), memory_format=torch.channels_last)
 
-def _prefix_features(prefix:nn.Module, dl, view:str)->np.ndarray:
-    out, device = [], next(prefix.parameters()).device
-    with torch.inference_mode():
-        for xb, in dl:
-            if view == 'flip': xb = xb.flip(3)
-            out.append(prefix(xb.to(device).contiguous(memory_format=torch.channels_last)).half().cpu().numpy())
+class _Prefix(nn.Module):
+    "The frozen prefix, its output as the one-element tuple a `runtime.Runner` gives."
+    def __init__(self, body): super().__init__(); self.body = body
+    def forward(self, x): return (self.body(x),)
+
+def _prefix_runner(arch, cache_at, size, weights=None, device=None, runtime='auto'):
+    "The frozen prefix on the fastest engine `runtime` allows: ONNX Runtime on the CPU (exported once, checked against torch), torch on a GPU."
+    prefix = _prefix(arch, cache_at, weights, device)
+    runtime = runtime if torch_device(device).type == 'cpu' else 'torch'
+    return outputs_runner(_Prefix(prefix), module_key(prefix, 'feature prefix', arch, cache_at), runtime, device, size=size)
+
+def _prefix_features(runner, dl, view:str)->np.ndarray:
+    out = []
+    for xb, in dl:
+        if view == 'flip': xb = xb.flip(3)
+        out.append(runner(xb)[0].half().numpy())
     return np.concatenate(out)
 
 def cache_features(prepared, # the prepared folder
@@ -97,7 +108,8 @@ def cache_features(prepared, # the prepared folder
                    chunk:int=1024, # photos per resumable chunk
                    show_progress:bool=True, # progress over the chunks
                    weights=None, # an explicit ImageNet weights file for the backbone; found offline when None
-                   device=None # where the prefix runs; 'cuda' when available, else 'cpu' (the features are the same)
+                   device=None, # where the prefix runs; 'cuda' when available, else 'cpu' (the features are the same)
+                   runtime:str='auto' # the prefix's engine on the CPU (`fbm_rank.runtime`): 'auto', 'torch' or 'onnx' (the same features within float16 rounding)
                   )->np.ndarray: # N x C x H x W float16 memmap, in `training.parquet` row order
     "The frozen body prefix's output for every photo of `prepared`, computed once and kept in `prepared/cache`."
     prepared = Path(prepared); _, size, cache_at = cache_settings(arch, size, cache_at)
@@ -109,7 +121,7 @@ def cache_features(prepared, # the prepared folder
     if not len(rows): raise ValueError(f'{prepared_file(prepared, "training")}: no photos to cache features of')
     made = {}
     def compute(start, stop):
-        if not made: made.update(dls=photo_dataloaders(prepared, arch, size, bs=bs, augment=False, device=device), prefix=_prefix(arch, cache_at, weights, device))
+        if not made: made.update(dls=photo_dataloaders(prepared, arch, size, bs=bs, augment=False, device=device), prefix=_prefix_runner(arch, cache_at, size, weights, device, runtime))
         return _prefix_features(made['prefix'], made['dls'].test_dl(rows.iloc[start:stop], bs=bs), view)
     with atomic_path(dest) as tmp:
         feats = None

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MAX_TEXT_CHARS', 'TEXT_LISTING_COLUMNS', 'TEXT_DEFAULTS', 'TEXT_OPTIONS', 'DEFAULT_TEXT_OPTION', 'KINDS',
            'TEXT_FORMAT', 'TEXT_FILES', 'drop_site_footer', 'listing_text', 'text_listings', 'text_settings',
-           'TextModel', 'blend_embeddings', 'path_probabilities', 'path_labels', 'train_text_model', 'text_features',
-           'TextModelError', 'save_text_model', 'load_text_model', 'text_metrics']
+           'TextModel', 'with_sentences', 'blend_embeddings', 'path_probabilities', 'path_labels', 'train_text_model',
+           'text_features', 'TextModelError', 'save_text_model', 'load_text_model', 'text_metrics']
 
 # %% ../nbs/07a_text.ipynb #a83d6a02
 import re, json, weakref
@@ -87,7 +87,7 @@ TEXT_DEFAULTS = dict(word_ngrams=(1, 2), char_ngrams=(2, 5), title_word_ngrams=(
                      twice_word_ngrams=(1, 2), twice_char_ngrams=(2, 5), min_df=2, max_char_features=40_000,
                      alpha=3e-5, epochs=50, dims=256, svd_iter=3, seed=0,
                      paths=True, path_min=5, path_alpha=1e-5, path_epochs=20,
-                     sentences=DEFAULT_SENTENCES, sentence_weight=0.5)
+                     sentences=DEFAULT_SENTENCES, sentence_weight=0.5, sentence_features=1.0)
 _NO_TITLE = dict(title_word_ngrams=None, title_char_ngrams=None)
 _NO_TWICE = dict(twice_word_ngrams=None, twice_char_ngrams=None)
 _ONE_HEAD = dict(**_NO_TWICE, paths=False, sentences=None)
@@ -101,7 +101,8 @@ TEXT_OPTIONS = {
     'word+char+title +paths': dict(**_NO_TWICE, sentences=None),                       # + the path head, its roots voting
     'word+char+title +twice': dict(paths=False, sentences=None),                       # + the second view's head
     'three heads n-grams': dict(sentences=None),                                       # both: the default until MiniLM
-    'three heads':     dict(),                                                         # + the sentence encoder in the embedding: the default
+    'three heads +sentences embedding': dict(sentence_features=0),                     # + the sentence encoder in the embedding
+    'three heads':     dict(),                                                         # + and read by the root and path heads: the default
 }
 DEFAULT_TEXT_OPTION = 'three heads'
 
@@ -190,9 +191,14 @@ class TextModel:
         if 'twice' in self.heads: votes.append(_proba(twice @ self.heads['twice'][0].T + self.heads['twice'][1]))
         return _vote(votes), paths
 
+    @property
+    def reads_sentences(self)->bool: return bool(self.settings.get('sentences')) and self.settings.get('sentence_features', 0) > 0   # the root and path heads read the sentence embedding
+
     def _read(self, texts)->tuple:
         texts = _texts(texts)
-        return self._heads(_stack(self.vectorizers, texts), _stack(self.vectorizers, texts, 'twice') if 'twice' in self.heads else None)
+        x = _stack(self.vectorizers, texts)
+        if self.reads_sentences: x = with_sentences(x, cached_sentences(self.sentence_encoder, texts, show_progress=len(texts) > 1000), self.settings['sentence_features'])
+        return self._heads(x, _stack(self.vectorizers, texts, 'twice') if 'twice' in self.heads else None)
 
     def categories(self, texts # listing texts
                   )->tuple: # (texts x categories as `predict_proba`, texts x paths as `path_given_root` or None without a path head)
@@ -223,7 +229,10 @@ class TextModel:
     def sentence_encoder(self):
         "The sentence encoder the embedding blends in (`fbm_rank.sentences`), loaded at first use; None without one."
         name = self.settings.get('sentences')
-        return None if not name else sentence_encoder(name)
+        if not name: return None
+        enc, want = sentence_encoder(name), self.settings.get('sentence_dim')
+        if want is not None and enc.dim != want: raise ValueError(f'the sentence encoder {name} gives {enc.dim} dimensions; this text model was trained with {want}')
+        return enc
 
     def embed(self, texts # listing texts
              )->np.ndarray: # texts x dim float32, unit length (zeros for a text with nothing known: no n-gram, no words)
@@ -231,7 +240,14 @@ class TextModel:
         texts = _texts(texts)
         e = _unit(np.asarray(self.features(texts) @ self.components.T, dtype=np.float32))
         if not self.settings.get('sentences'): return e
-        return blend_embeddings(e, cached_sentences(self.sentence_encoder, texts, progress=len(texts) > 1000), self.settings['sentence_weight'])
+        return blend_embeddings(e, cached_sentences(self.sentence_encoder, texts, show_progress=len(texts) > 1000), self.settings['sentence_weight'])
+
+def with_sentences(x:sp.csr_matrix, # texts x n-grams: TF-IDF rows
+                   sentences:np.ndarray, # texts x d: their sentence embeddings
+                   scale:float # what a sentence dimension weighs beside the n-grams (`sentence_features`)
+                  )->sp.csr_matrix: # texts x (n-grams + d)
+    "The n-grams' rows with the sentence embedding beside them, as the root and path heads read them."
+    return sp.hstack([x, sp.csr_matrix(np.asarray(sentences, np.float32)*scale)], format='csr', dtype=np.float32)
 
 def _unit(e:np.ndarray)->np.ndarray:
     norm = np.linalg.norm(e, axis=-1, keepdims=True)
@@ -280,15 +296,18 @@ def train_text_model(listings:pd.DataFrame, # from `text_listings`: text, root_c
     if absent: raise ValueError(f'no training listing of the categor{"y" if len(absent) == 1 else "ies"} {absent}; cannot learn {"it" if len(absent) == 1 else "them"}')
     texts = _texts(train.text)
     vectorizers = {k: _tfidf(k, s[f'{k}_ngrams'], s).fit(_inputs(k, texts)) for k in KINDS if s[f'{k}_ngrams']}
-    x = _stack(vectorizers, texts)
-    coef, intercept = _head(x, labels, len(encoder), s['alpha'], s['epochs'], s['seed'])
+    x = xs = _stack(vectorizers, texts)
+    if s['sentences'] and s['sentence_features'] > 0:   # the heads read the meaning beside the n-grams; the SVD reads the n-grams
+        sentences = cached_sentences(sentence_encoder(s['sentences']), texts, show_progress=len(texts) > 1000)
+        xs, s['sentence_dim'] = with_sentences(x, sentences, s['sentence_features']), int(sentences.shape[1])
+    coef, intercept = _head(xs, labels, len(encoder), s['alpha'], s['epochs'], s['seed'])
     heads, paths = {}, None
     if any(KINDS[k][2] == 'twice' for k in vectorizers):
         heads['twice'] = _head(_stack(vectorizers, texts, 'twice'), labels, len(encoder), s['alpha'], s['epochs'], s['seed'])
     learnt = path_labels(train, s['path_min']) if s['paths'] and 'sub_category' in train else pd.Series([], dtype=object)
     if learnt.nunique() > 1:
         names = sorted(set(learnt))
-        heads['path'] = _head(x, pd.Index(names).get_indexer(learnt), len(names), s['path_alpha'], s['path_epochs'], s['seed'])
+        heads['path'] = _head(xs, pd.Index(names).get_indexer(learnt), len(names), s['path_alpha'], s['path_epochs'], s['seed'])
         root_of = dict(zip(learnt, train.root_category.astype(str)))
         paths = (names, [root_of[p] for p in names])
     dims = min(s['dims'], x.shape[1] - 1, x.shape[0] - 1)
@@ -337,12 +356,18 @@ def query(self:TextModel, text:str, # one listing text or search query (None: em
           embedding:np.ndarray=None # the text's embedding when already known (a listing of the catalogue): not computed again
          )->tuple: # (unit embedding, zeros when nothing is known; root-category probabilities)
     "The embedding and category probabilities of one text, as `embed` and `predict_proba` give them: the n-grams in well under a millisecond, the sentence encoder in a few."
-    text = '' if text is None else str(text)
+    text, dims = '' if text is None else str(text), len(self.components)
     cols, vals = text_features(self, text)
-    p = self._heads(_Row(cols, vals), _Row(*text_features(self, text, 'twice')) if 'twice' in self.heads else None)[0]
+    meaning = None
+    if self.settings.get('sentences'):   # the text's sentence embedding: the stored embedding's second part (at unit length), else encoded
+        meaning = self.sentence_encoder.query(text) if embedding is None else _unit(np.asarray(embedding, np.float32)[dims:])
+    row = _Row(cols, vals)
+    if self.reads_sentences:
+        row = _Row(np.r_[cols, self.components.shape[1] + np.arange(len(meaning))], np.r_[vals, meaning*self.settings['sentence_features']])
+    p = self._heads(row, _Row(*text_features(self, text, 'twice')) if 'twice' in self.heads else None)[0]
     if embedding is not None: return np.asarray(embedding, np.float32), p
     e = _unit((self.components[:, cols] @ vals).astype(np.float32))
-    if self.settings.get('sentences'): e = blend_embeddings(e[None], self.sentence_encoder.query(text)[None], self.settings['sentence_weight'])[0]
+    if meaning is not None: e = blend_embeddings(e[None], meaning[None], self.settings['sentence_weight'])[0]
     return e, p
 
 @patch(as_prop=True)
@@ -413,6 +438,11 @@ def _check_sentences(s:dict, path:Path):
     if name not in SENTENCE_ENCODERS: raise TextModelError(f'{path}: unknown sentence encoder {name!r}; known: {", ".join(SENTENCE_ENCODERS)}')
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
         raise TextModelError(f'{path}: sentence_weight {w!r} is not a number from 0 to 1')
+    f, dim = s.get('sentence_features', 0), s.get('sentence_dim')
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 100:
+        raise TextModelError(f'{path}: sentence_features {f!r} is not a number from 0 to 100')
+    if f > 0 and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 4096):
+        raise TextModelError(f'{path}: sentence_dim {dim!r} is not a number of dimensions from 1 to 4096')
 
 def load_text_model(path # a folder written by `save_text_model`
                    )->TextModel:
@@ -430,8 +460,9 @@ def load_text_model(path # a folder written by `save_text_model`
     vectorizers = {k: _vectorizer(k, spec, vocab[k], s, path/'vocabulary.json') for k, spec in meta['vectorizers'].items()}
     width = {view: sum(len(v.vocabulary) for k, v in vectorizers.items() if KINDS[k][2] == view) for view in ('text', 'twice')}
     n = width['text']
+    width['text'] += s['sentence_dim'] if s.get('sentences') and s.get('sentence_features', 0) > 0 else 0   # the root and path heads read the sentence embedding too
     shapes = {k: w[k].shape for k in ('coef', 'intercept', 'components')}
-    if shapes['coef'] != (len(meta['categories']), n) or shapes['intercept'] != (len(meta['categories']),) or shapes['components'][1:] != (n,):
+    if shapes['coef'] != (len(meta['categories']), width['text']) or shapes['intercept'] != (len(meta['categories']),) or shapes['components'][1:] != (n,):
         raise TextModelError(f"{path/'weights.safetensors'}: arrays of shapes {shapes} do not fit {len(meta['categories'])} categories and {n} n-grams")
     bad = [k for k in w if not np.isfinite(w[k]).all()]
     if bad: raise TextModelError(f"{path/'weights.safetensors'}: {bad[0]} holds NaN or an infinity")
