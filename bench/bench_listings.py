@@ -44,6 +44,9 @@ def main():
     p.add_argument('--sentence-weight', type=float, help="the sentence encoder's share of the text cosine, instead of the model's (fbm_rank.text.blend_embeddings)")
     p.add_argument('--queries', type=int, default=300, help='search latency: queries timed')
     p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,text=0.4,category=0.4,vote=0.4,neighbours=10")
+    p.add_argument('--search-weights', default=None, help="search weights to score instead of SEARCH_WEIGHTS, e.g. keyword=0.5,text=0.5,category=0.4,vote=0.4")
+    p.add_argument('--search-grid', nargs='*', help='with --tune: the search grid as keyword,category,vote triples instead of the default 27')
+    p.add_argument('--no-tune-similar', action='store_true', help='with --tune: the search grid only')
     p.add_argument('--no-search', action='store_true', help='similar listings only (e.g. to compare photo embeddings): skip the search figures')
     a = p.parse_args()
     prepared = real_prepared(a.work/'prepared')
@@ -61,7 +64,7 @@ def main():
     rows = [('photo', P), ('text', X), ('naive fusion', (P + X)/2), ('fused', fused_similarity(P, X, C, sub[ti], weights))]
     print(f"{'ranking':14s} root_p@10 sub_p@10")
     for name, s in rows: print(f'{name:14s} {score_precision(s, root[vi], root[ti]):9.4f} {score_precision(s, sub[vi], sub[ti]):8.4f}  load {load()}', flush=True)
-    if a.tune:
+    if a.tune and not a.no_tune_similar:
         tq = np.sort(np.random.default_rng(0).choice(ti, min(1200, len(ti)), replace=False))
         Pt, Xt, Ct = parts(tq)
         print('tuning on training listings (own listing left out): photo category vote neighbours -> root sub')
@@ -88,16 +91,17 @@ def main():
     if a.tune:
         tq = listings[~listings.is_valid].sample(600, random_state=0)
         print('search tuning on training titles: keyword category vote -> sub_p@10')
-        for kw in (0.5, 0.7):
-            for c in (0.0, 0.4):
-                for vote in (0.0, 0.4):
-                    p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, text=1 - kw, category=c, vote=vote))
-                    print(kw, c, vote, '->', round(p10, 4), f'(load {load()})', flush=True)
+        grid = ([tuple(map(float, g.split(','))) for g in a.search_grid] if a.search_grid else
+                [(kw, c, vote) for kw in (0.3, 0.5, 0.7) for c in (0.0, 0.4, 0.8) for vote in (0.0, 0.4, 0.8)])
+        for kw, c, vote in grid:
+            p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, text=1 - kw, category=c, vote=vote))
+            print(kw, c, vote, '->', round(p10, 4), f'(load {load()})', flush=True)
     queries = listings[listings.is_valid]
-    p10, t = search_p10(queries.product_id, cat.loc[queries.product_id, 'name'])
+    search_weights = {k: (int if k == 'neighbours' else float)(v) for k, v in (kv.split('=') for kv in a.search_weights.split(','))} if a.search_weights else None
+    p10, t = search_p10(queries.product_id, cat.loc[queries.product_id, 'name'], search_weights)
     print(f'search: {len(queries)} validation titles over {len(cat)} listings (table built in {built.seconds:.1f} s): '
           f'sub_p@10 {p10:.4f}, latency p50 {np.percentile(t, 50):.1f} ms p99 {np.percentile(t, 99):.1f} ms; load {load()}', flush=True)
-    print(f'SEARCH_WEIGHTS {SEARCH_WEIGHTS}')
-    print(f'FUSION_WEIGHTS {FUSION_WEIGHTS}')
+    print(f'search weights {({**SEARCH_WEIGHTS, **(search_weights or {})})}')
+    print(f'fusion weights {({**FUSION_WEIGHTS, **(weights or {})})}')
 
 if __name__ == '__main__': main()

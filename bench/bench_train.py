@@ -12,7 +12,7 @@ Goal: the whole run under 10 minutes on an idle 2-core CPU.
                                                    # the fusion each gives on the validation listings; and the fusion
                                                    # with the categories of a listing's nearest neighbours
 """
-import argparse, inspect, shutil, tempfile, time
+import argparse, inspect, os, shutil, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from scipy.optimize import minimize
@@ -140,13 +140,16 @@ def main():
     p.add_argument('--epochs', type=int, default=None, help="train()'s default when omitted")
     p.add_argument('--views', default=None, help="comma-separated cached views, e.g. plain,flip; train()'s default when omitted")
     p.add_argument('--fold-photos', default=None, choices=list(FOLD_PHOTOS), help="train()'s default when omitted")
-    p.add_argument('--fresh-cache', action='store_true', help='delete cached features first')
+    p.add_argument('--fresh-cache', action='store_true', help="delete cached features first, and use an empty $FBM_CACHE (the sentence encoder's encodings and ONNX exports made again)")
     p.add_argument('--compare-folds', action='store_true', help='also measure both ways of making the folds, and the fusions with neighbours')
     a = p.parse_args()
     steps, start = {}, time.perf_counter()   # step -> (seconds, load average before and after)
     with Timer() as t: real_prepared(a.prepared, size=256, show_progress=True)
     steps['prepare'] = t.seconds, t.loads()
-    if a.fresh_cache: shutil.rmtree(a.prepared/'cache', ignore_errors=True)
+    if a.fresh_cache:
+        shutil.rmtree(a.prepared/'cache', ignore_errors=True)
+        os.environ['FBM_CACHE'] = tempfile.mkdtemp(prefix='fbm-bench-train-cache-')
+        print(f"fresh caches: {a.prepared/'cache'} deleted, FBM_CACHE={os.environ['FBM_CACHE']}", flush=True)
     kw = {k: v for k, v in dict(epochs=a.epochs, size=a.size, fold_photos=a.fold_photos).items() if v is not None}
     if a.views: kw['views'] = tuple(a.views.split(','))
     views = kw.get('views', inspect.signature(train_cached).parameters['views'].default)

@@ -110,8 +110,8 @@ def _as_given(raw, so_far, w): return np.atleast_2d(np.asarray(raw, dtype=float)
 def _vote_of(labels, so_far, w): return neighbour_vote(so_far, labels, int(w['neighbours'])) if so_far.shape[1] else so_far
 
 SIGNALS = {   # summed in this order; the vote sees the sum of the signals above it
-    'photo': Signal(_as_given, 0.6, True, "cosine of the best pair of photos (0: the candidate has none)"),
-    'text': Signal(_as_given, 0.4, True, "cosine of the two listings' text embeddings"),
+    'photo': Signal(_as_given, 0.5, True, "cosine of the best pair of photos (0: the candidate has none)"),
+    'text': Signal(_as_given, 0.5, True, "cosine of the two listings' text embeddings"),
     'keyword': Signal(_as_given, 0.7, True, "BM25 of the query's words in the candidate, relative to the best match"),
     'category': Signal(_as_given, 0.4, False, "the query's probability of the candidate's root category"),
     'vote': Signal(_vote_of, 0.4, False, "the share of the best candidates in the candidate's 'Root / Sub' category"),

@@ -34,7 +34,7 @@ def match_expression(terms:list # from `query_terms`
     return ' OR '.join('"' + t.replace('"', '""') + '"' for t in terms)
 
 # %% ../nbs/13a_search.ipynb #e0fbf45f
-SEARCH_WEIGHTS = {'keyword': 0.7, 'text': 0.3, 'name': 3.0, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training titles (bench/bench_listings.py --tune)
+SEARCH_WEIGHTS = {'keyword': 0.5, 'text': 0.5, 'name': 3.0, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training titles (bench/bench_listings.py --tune)
 _SCHEMA = "CREATE VIRTUAL TABLE listing_words USING fts5(name, description, tokenize='porter unicode61 remove_diacritics 2')"
 
 @dataclass

