@@ -20,6 +20,7 @@ Each figure is printed with the load average when it was measured.
     .venv/bin/python bench/bench_listings.py --emb ~/.cache/fbm_rank/real/rank/emb       # the photo embeddings of `fbm_rank embed`
     .venv/bin/python bench/bench_listings.py --emb EMB --text MODEL/text --tune
     .venv/bin/python bench/bench_listings.py --emb EMB --text MODEL/text --no-search   # similar listings only
+    .venv/bin/python bench/bench_listings.py --emb EMB --text MODEL/text --no-tune-similar --text-min 0 0.1 0.15 0.2   # search's match bound
 
 The prepared folder is `$FBM_WORK/prepared` (default ~/.cache/fbm_rank/real/prepared); a text model is trained
 (about a minute) unless `--text` names a saved one.
@@ -46,6 +47,7 @@ def main():
     p.add_argument('--weights', default=None, help="fusion weights to score instead of FUSION_WEIGHTS, e.g. photo=0.6,text=0.4,category=0.4,vote=0.4,neighbours=10")
     p.add_argument('--search-weights', default=None, help="search weights to score instead of SEARCH_WEIGHTS, e.g. keyword=0.5,text=0.5,category=0.4,vote=0.4")
     p.add_argument('--search-grid', nargs='*', help='with --tune: the search grid as keyword,category,vote triples instead of the default 27')
+    p.add_argument('--text-min', nargs='*', type=float, help="also: search P@10 and the median number of matches on 300 training titles for these text_min bounds")
     p.add_argument('--no-tune-similar', action='store_true', help='with --tune: the search grid only')
     p.add_argument('--no-search', action='store_true', help='similar listings only (e.g. to compare photo embeddings): skip the search figures')
     a = p.parse_args()
@@ -96,6 +98,13 @@ def main():
         for kw, c, vote in grid:
             p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], dict(keyword=kw, text=1 - kw, category=c, vote=vote))
             print(kw, c, vote, '->', round(p10, 4), f'(load {load()})', flush=True)
+    if a.text_min:
+        tq = listings[~listings.is_valid].sample(300, random_state=0)
+        print('text_min on 300 training titles: P@10 by sub-category, matches per query (median, 10th percentile)')
+        for t in a.text_min:
+            sizes = [len(search_candidates(search, name, {'text_min': t})) for name in cat.loc[tq.product_id, 'name']]
+            p10, _ = search_p10(tq.product_id, cat.loc[tq.product_id, 'name'], {'text_min': t})
+            print(f'text_min {t}: P@10 {p10:.4f}, matches median {np.median(sizes):.0f}, p10 {np.percentile(sizes, 10):.0f} (load {load()})', flush=True)
     queries = listings[listings.is_valid]
     search_weights = {k: (int if k == 'neighbours' else float)(v) for k, v in (kv.split('=') for kv in a.search_weights.split(','))} if a.search_weights else None
     p10, t = search_p10(queries.product_id, cat.loc[queries.product_id, 'name'], search_weights)

@@ -34,7 +34,7 @@ def match_expression(terms:list # from `query_terms`
     return ' OR '.join('"' + t.replace('"', '""') + '"' for t in terms)
 
 # %% ../nbs/13a_search.ipynb #e0fbf45f
-SEARCH_WEIGHTS = {'keyword': 0.5, 'text': 0.5, 'name': 3.0, 'category': 0.4, 'vote': 0.4, 'neighbours': 10}   # tuned on training titles (bench/bench_listings.py --tune)
+SEARCH_WEIGHTS = {'keyword': 0.5, 'text': 0.5, 'name': 3.0, 'category': 0.4, 'vote': 0.4, 'neighbours': 10, 'text_min': 0.15}   # tuned on training titles (bench/bench_listings.py --tune)
 _SCHEMA = "CREATE VIRTUAL TABLE listing_words USING fts5(name, description, tokenize='porter unicode61 remove_diacritics 2')"
 
 @dataclass
@@ -202,7 +202,9 @@ def search_candidates(search:ListingSearch, # from `build_search`
     if search.model is not None:
         e, p = search.model.query(str(q)[:MAX_QUERY_CHARS])
         raw.update(text=(embeddings[:n] @ e)[None], category=np.append(p, 0.0)[categories[:n]][None])   # category -1: unknown, 0
-    matched = np.flatnonzero((signal_scores(raw | {'category': None}, w)[0][0] > 0) & live[:n])   # the words' match, before any context lifts it
+    # a match: the query's words are in the listing, or its text means the same (before any context lifts it)
+    means = raw['text'][0] > w['text_min'] if 'text' in raw else np.zeros(n, bool)
+    matched = np.flatnonzero(((keyword > 0) | means) & live[:n])
     raw = {name: v[:, matched] for name, v in raw.items()} | {'vote': labels[:n][matched]}
     return Candidates(search_ids(search)[matched], raw, weights=w)
 

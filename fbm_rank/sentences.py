@@ -95,7 +95,9 @@ def weights_key(folder:Path # an encoder's folder of weights and tokenizer files
 
 def _session(path:Path):
     import onnxruntime as ort
-    return ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry('session.intra_op.allow_spinning', '0')   # its threads sleep between queries instead of spinning against the ranking's
+    return ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
 
 def _onnx_path(enc:SentenceEncoder)->Path:
     import onnxruntime
@@ -171,7 +173,8 @@ def _found(conn, keys:list, dim:int)->dict:
     for s in range(0, len(keys), 500):
         part = keys[s:s + 500]
         for k, v in conn.execute(f"SELECT key, vector FROM encodings WHERE key IN ({','.join('?'*len(part))})", part):
-            if len(v) == 4*dim: out[k] = np.frombuffer(v, np.float32)
+            v = np.frombuffer(v, np.float32) if isinstance(v, bytes) and len(v) == 4*dim else None
+            if v is not None and np.isfinite(v).all() and abs(np.linalg.norm(v) - 1) < 1e-3: out[k] = v   # anything else: encoded again
     return out
 
 def cached_sentences(enc:SentenceEncoder, # from `sentence_encoder`
