@@ -54,9 +54,9 @@ def main():
     prepared = real_prepared(a.work/'prepared')
     listings = text_listings(prepared)
     model = load_text_model(a.text) if a.text else train_text_model(listings, CategoryEncoder.load(prepared/'categories.json'), a.option)
+    if a.sentence_weight is not None: model.settings['sentence_weight'] = a.sentence_weight
     d = listing_signals(a.emb, listings, model)
     v, codes, prods, root, sub, T, probs, col, vi, ti = d.v, d.codes, d.prods, d.root, d.sub, d.T, d.probs, d.col, d.vi, d.ti
-    if a.sentence_weight is not None: model.settings['sentence_weight'] = a.sentence_weight
     print(f'text model: {model}; sentence encoder: {model.settings.get("sentences")} (weight {model.settings.get("sentence_weight")})')
     print(f'{len(prods)} listings with photos: {len(vi)} validation query {len(ti)} training; load {load()}', flush=True)
     def parts(q):
