@@ -27,7 +27,7 @@ from .labels import CategoryEncoder
 from .prepare import read_report, prepared_file, read_listings, read_training
 from .evaluate import top_k_correct, precision_at_k
 from .paths import atomic_dir, write_json, read_json, fingerprint
-from .sentences import SENTENCE_ENCODERS, DEFAULT_SENTENCES, sentence_encoder, cached_sentences
+from .sentences import SENTENCE_ENCODERS, DEFAULT_SENTENCES, sentence_encoder, cached_sentences, unit_rows
 
 # %% ../nbs/07a_text.ipynb #0620f876
 MAX_TEXT_CHARS = 2000 # a listing's text is cut to this many characters (at a space when there is one)
@@ -192,12 +192,17 @@ class TextModel:
         return _vote(votes), paths
 
     @property
-    def reads_sentences(self)->bool: return bool(self.settings.get('sentences')) and self.settings.get('sentence_features', 0) > 0   # the root and path heads read the sentence embedding
+    def reads_sentences(self)->bool: return _reads_sentences(self.settings)   # the root and path heads read the sentence embedding
+
+    def _sentences(self, texts:list)->np.ndarray:
+        "The texts' sentence embeddings: a few (a listing being sold, one added) encoded at once, more through the per-text cache."
+        if len(texts) <= 4: return self.sentence_encoder.encode(texts)   # no cache file to open and commit to for a request's text
+        return cached_sentences(self.sentence_encoder, texts, show_progress=len(texts) > 1000)
 
     def _read(self, texts)->tuple:
         texts = _texts(texts)
         x = _stack(self.vectorizers, texts)
-        if self.reads_sentences: x = with_sentences(x, cached_sentences(self.sentence_encoder, texts, show_progress=len(texts) > 1000), self.settings['sentence_features'])
+        if self.reads_sentences: x = with_sentences(x, self._sentences(texts), self.settings['sentence_features'])
         return self._heads(x, _stack(self.vectorizers, texts, 'twice') if 'twice' in self.heads else None)
 
     def categories(self, texts # listing texts
@@ -238,9 +243,9 @@ class TextModel:
              )->np.ndarray: # texts x dim float32, unit length (zeros for a text with nothing known: no n-gram, no words)
         "The dense embedding of each text, for similar listings: its n-grams' SVD, blended with its sentence embedding when the model has an encoder."
         texts = _texts(texts)
-        e = _unit(np.asarray(self.features(texts) @ self.components.T, dtype=np.float32))
+        e = unit_rows(np.asarray(self.features(texts) @ self.components.T, dtype=np.float32))
         if not self.settings.get('sentences'): return e
-        return blend_embeddings(e, cached_sentences(self.sentence_encoder, texts, show_progress=len(texts) > 1000), self.settings['sentence_weight'])
+        return blend_embeddings(e, self._sentences(texts), self.settings['sentence_weight'])
 
 def with_sentences(x:sp.csr_matrix, # texts x n-grams: TF-IDF rows
                    sentences:np.ndarray, # texts x d: their sentence embeddings
@@ -249,16 +254,15 @@ def with_sentences(x:sp.csr_matrix, # texts x n-grams: TF-IDF rows
     "The n-grams' rows with the sentence embedding beside them, as the root and path heads read them."
     return sp.hstack([x, sp.csr_matrix(np.asarray(sentences, np.float32)*scale)], format='csr', dtype=np.float32)
 
-def _unit(e:np.ndarray)->np.ndarray:
-    norm = np.linalg.norm(e, axis=-1, keepdims=True)
-    return np.divide(e, norm, out=np.zeros_like(e), where=norm > 0)
+def _reads_sentences(s:dict)->bool: return bool(s.get('sentences')) and s.get('sentence_features', 0) > 0   # settings whose heads read the encoder
+
 
 def blend_embeddings(ngrams:np.ndarray, # n x d1 unit rows (or zeros): the n-grams' SVD embedding
                      sentences:np.ndarray, # n x d2 unit rows (or zeros): the sentence encoder's
                      weight:float # the sentence encoder's share of the cosine, in [0, 1]
                     )->np.ndarray: # n x (d1 + d2) float32 unit rows: cosine = (1 - weight) x n-grams' + weight x sentences'
     "Two unit embeddings side by side, scaled so that the cosine of two blends is the weighted mean of the two cosines."
-    return _unit(np.hstack([np.sqrt(1 - weight)*ngrams, np.sqrt(weight)*sentences]).astype(np.float32))
+    return unit_rows(np.hstack([np.sqrt(1 - weight)*ngrams, np.sqrt(weight)*sentences]).astype(np.float32))
 
 def path_probabilities(model:TextModel, # a text model with a path head
                        root_probs, # probabilities of the root categories (the text model's, or fused with the photos'), ... x categories
@@ -297,7 +301,7 @@ def train_text_model(listings:pd.DataFrame, # from `text_listings`: text, root_c
     texts = _texts(train.text)
     vectorizers = {k: _tfidf(k, s[f'{k}_ngrams'], s).fit(_inputs(k, texts)) for k in KINDS if s[f'{k}_ngrams']}
     x = xs = _stack(vectorizers, texts)
-    if s['sentences'] and s['sentence_features'] > 0:   # the heads read the meaning beside the n-grams; the SVD reads the n-grams
+    if _reads_sentences(s):   # the heads read the meaning beside the n-grams; the SVD reads the n-grams
         sentences = cached_sentences(sentence_encoder(s['sentences']), texts, show_progress=len(texts) > 1000)
         xs, s['sentence_dim'] = with_sentences(x, sentences, s['sentence_features']), int(sentences.shape[1])
     coef, intercept = _head(xs, labels, len(encoder), s['alpha'], s['epochs'], s['seed'])
@@ -360,13 +364,13 @@ def query(self:TextModel, text:str, # one listing text or search query (None: em
     cols, vals = text_features(self, text)
     meaning = None
     if self.settings.get('sentences'):   # the text's sentence embedding: the stored embedding's second part (at unit length), else encoded
-        meaning = self.sentence_encoder.query(text) if embedding is None else _unit(np.asarray(embedding, np.float32)[dims:])
+        meaning = self.sentence_encoder.query(text) if embedding is None else unit_rows(np.asarray(embedding, np.float32)[dims:])
     row = _Row(cols, vals)
     if self.reads_sentences:
         row = _Row(np.r_[cols, self.components.shape[1] + np.arange(len(meaning))], np.r_[vals, meaning*self.settings['sentence_features']])
     p = self._heads(row, _Row(*text_features(self, text, 'twice')) if 'twice' in self.heads else None)[0]
     if embedding is not None: return np.asarray(embedding, np.float32), p
-    e = _unit((self.components[:, cols] @ vals).astype(np.float32))
+    e = unit_rows((self.components[:, cols] @ vals).astype(np.float32))
     if meaning is not None: e = blend_embeddings(e[None], meaning[None], self.settings['sentence_weight'])[0]
     return e, p
 
@@ -460,7 +464,7 @@ def load_text_model(path # a folder written by `save_text_model`
     vectorizers = {k: _vectorizer(k, spec, vocab[k], s, path/'vocabulary.json') for k, spec in meta['vectorizers'].items()}
     width = {view: sum(len(v.vocabulary) for k, v in vectorizers.items() if KINDS[k][2] == view) for view in ('text', 'twice')}
     n = width['text']
-    width['text'] += s['sentence_dim'] if s.get('sentences') and s.get('sentence_features', 0) > 0 else 0   # the root and path heads read the sentence embedding too
+    width['text'] += s['sentence_dim'] if _reads_sentences(s) else 0   # the root and path heads read the sentence embedding too
     shapes = {k: w[k].shape for k in ('coef', 'intercept', 'components')}
     if shapes['coef'] != (len(meta['categories']), width['text']) or shapes['intercept'] != (len(meta['categories']),) or shapes['components'][1:] != (n,):
         raise TextModelError(f"{path/'weights.safetensors'}: arrays of shapes {shapes} do not fit {len(meta['categories'])} categories and {n} n-grams")
